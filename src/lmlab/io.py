@@ -87,8 +87,6 @@ def save_safetensors(path: str | os.PathLike, tensors: dict, metadata: dict[str,
 def _json_default(o: Any) -> Any:
     if isinstance(o, Path):
         return str(o)
-    if hasattr(o, "item"):  # numpy / torch scalars
-        return o.item()
-    if hasattr(o, "tolist"):
+    if hasattr(o, "tolist"):  # numpy / torch arrays and scalars
         return o.tolist()
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")

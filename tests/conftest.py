@@ -1,0 +1,33 @@
+"""Shared fixtures: a small real dataset prepared from the embedded corpus (built once per session)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    """Embedded corpus -> 512-token BPE -> ~200k train tokens, per-domain val shards."""
+    from lmlab.data.prepare import DataConfig, prepare_dataset
+
+    cfg = DataConfig(vocab_size=512, tokenizer_train_chars=400_000, max_train_tokens=200_000, max_val_tokens=10_000)
+    return prepare_dataset(cfg, tmp_path_factory.mktemp("data") / "tiny", progress=False)
+
+
+def run_lmlab(*args: str, timeout: float = 600, env: dict | None = None, check: bool = False):
+    """Run the real CLI in a subprocess (python -m lmlab ...); returns CompletedProcess."""
+    e = dict(os.environ, **(env or {}))
+    r = subprocess.run([sys.executable, "-m", "lmlab", *args], capture_output=True, text=True, timeout=timeout, env=e)
+    if check and r.returncode != 0:
+        raise AssertionError(f"lmlab {' '.join(args)} failed ({r.returncode}):\n{r.stderr[-3000:]}")
+    return r
