@@ -53,6 +53,9 @@ def run_demo(out: Path, quick: bool = False) -> dict:
     from lmlab.io import write_json
     from lmlab.report.html import write_report
 
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # the report and our own bars say what happened
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     data_cfg, train_cfg = _configs(quick)

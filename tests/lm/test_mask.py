@@ -29,7 +29,9 @@ def _grads(cfg, x, y, sx, sy):
     xx, yy, w = filter_batch(cfg, x, y, sx, sy, HIDDEN)
     logits = m(xx)
     logits.retain_grad()
-    lm_loss(logits, yy, w).backward()
+    lm_loss(logits, yy, w).backward()  # the reference path, to see the gradient on each logit
+    m.zero_grad()
+    m(xx, yy, w).backward()  # the trainer's fused path: parameter gradients
     return logits.grad, torch.cat([p.grad.flatten() for p in m.parameters()]), w
 
 

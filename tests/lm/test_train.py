@@ -147,3 +147,32 @@ def test_ddp_two_processes_match_one(tiny_data, tmp_path):
         assert two[s] == pytest.approx(one[s], rel=1e-4), s
     summ = json.loads((tmp_path / "two" / "summary.json").read_text())
     assert summ["world_size"] == 2
+
+
+def test_grad_accumulation_matches_full_batch(tiny_data, tmp_path):
+    """micro_batch_size=2 (4 micro-steps) follows the full-batch curve: the loss is a global token mean."""
+    train(_cfg(tiny_data, "max_steps=8"), tmp_path / "full", progress=False)
+    train(_cfg(tiny_data, "max_steps=8", "micro_batch_size=2"), tmp_path / "acc", progress=False)
+    full, acc = _losses(tmp_path / "full"), _losses(tmp_path / "acc")
+    assert full.keys() == acc.keys()
+    for s in full:
+        assert acc[s] == pytest.approx(full[s], rel=1e-5)
+
+
+def test_bf16_autocast_trains(tiny_data, tmp_path):
+    s = train(_cfg(tiny_data, "max_steps=30", "dtype=bf16"), tmp_path / "bf16", progress=False)
+    losses = _losses(tmp_path / "bf16")
+    assert losses[30] < losses[1] - 0.5 and s["final_eval"]["loss"] < losses[1]
+
+
+@pytest.mark.slow
+def test_torch_compile_matches_eager(tiny_data, tmp_path):
+    """compile=true trains the same model (checkpoint holds un-compiled weights; curve within fp tolerance)."""
+    train(_cfg(tiny_data, "max_steps=5"), tmp_path / "eager", progress=False)
+    train(_cfg(tiny_data, "max_steps=5", "compile=true"), tmp_path / "comp", progress=False)
+    e, c = _losses(tmp_path / "eager"), _losses(tmp_path / "comp")
+    for s in e:
+        assert c[s] == pytest.approx(e[s], rel=1e-3)
+    from lmlab.lm.train import load_run_model
+
+    load_run_model(tmp_path / "comp")  # keys have no _orig_mod. prefix

@@ -180,7 +180,8 @@ class GPT(nn.Module):
         if isinstance(m, (nn.Linear, nn.Embedding)):
             nn.init.normal_(m.weight, std=self.cfg.init_std)
 
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+    def hidden(self, idx: torch.Tensor) -> torch.Tensor:
+        """Final-normed hidden states (B, T, d): what the LM head reads."""
         B, T = idx.shape
         if T > self.cfg.max_seq_len:
             raise ValueError(f"sequence length {T} > max_seq_len {self.cfg.max_seq_len}")
@@ -188,7 +189,19 @@ class GPT(nn.Module):
         cos, sin = rope_tables(self.cfg, T, idx.device)
         for block in self.layers:
             x = block(x, cos, sin)
-        return self.lm_head(self.norm(x))  # (B, T, vocab)
+        return self.norm(x)
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, weight: torch.Tensor | None = None,
+                denom: float | None = None) -> torch.Tensor:
+        """Logits (B, T, vocab); or, given targets (B, T), the training loss — the value and gradients of
+        lm_loss(logits, targets, weight, denom) without materialising fp32 logits (LinearCrossEntropy)."""
+        h = self.hidden(idx)
+        if targets is None:
+            return self.lm_head(h)
+        w = None if weight is None else weight.flatten().float()
+        if denom is None:
+            denom = w.sum().clamp_min(1).item() if w is not None else targets.numel()
+        return LinearCrossEntropy.apply(h.flatten(0, 1), self.lm_head.weight, targets.flatten(), w, float(denom))
 
     # ---- weights I/O: a tied lm_head is stored once (safetensors refuses shared tensors) --------------
     def export_state(self) -> dict[str, torch.Tensor]:
@@ -239,3 +252,43 @@ def lm_loss(logits: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor | 
         return ce.sum() / (denom if denom is not None else ce.numel())
     w = weight.flatten().to(ce.dtype)
     return (ce * w).sum() / (denom if denom is not None else w.sum().clamp_min(1))
+
+
+class LinearCrossEntropy(torch.autograd.Function):
+    """sum_i w_i CE(h_i W^T, y_i) / denom, with its gradients computed during the forward.
+
+    The plain path materialises fp32 logits, a fp32 log-softmax and, in backward, a fp32 gradient of the
+    same (N, vocab) size plus a zero-filled one-hot scatter. Here the logits are made a chunk of rows at a
+    time (matmul in the autocast dtype, softmax in fp32), and one pass over each chunk turns them into the
+    loss and the logit gradient (softmax - onehot) * w / denom, stored once in the compute dtype; grad_h and
+    grad_W are then two whole-size matmuls (chunked weight-gradient updates would re-write the V x d
+    gradient per chunk, which is slower at large vocabularies). The idea is the "fused linear
+    cross-entropy" of Liger-Kernel (Hsu et al. 2024). h: (N, d), W: (V, d), y: (N,) int64, w: (N,) or None.
+    """
+
+    CHUNK_ELEMENTS = 1 << 22  # rows per chunk = this / vocab: 16 MB of fp32 logits at a time
+
+    @staticmethod
+    def forward(ctx, h, W, y, w, denom):
+        cdt = torch.get_autocast_dtype(h.device.type) if torch.is_autocast_enabled(h.device.type) else h.dtype
+        hc, Wc = h.to(cdt), W.to(cdt)
+        G = torch.empty(h.shape[0], W.shape[0], dtype=cdt, device=h.device)  # dLoss/dlogits, (N, V)
+        total = torch.zeros((), dtype=torch.float32, device=h.device)
+        rows = max(1, LinearCrossEntropy.CHUNK_ELEMENTS // W.shape[0])
+        for i in range(0, h.shape[0], rows):
+            sl = slice(i, i + rows)
+            logits = (hc[sl] @ Wc.T).float()  # (n, V)
+            lse = torch.logsumexp(logits, dim=-1)
+            scale = (w[sl] if w is not None else torch.ones_like(lse)) / denom
+            total += ((lse - logits.gather(1, y[sl, None]).squeeze(1)) * scale).sum()
+            g = logits.sub_(lse[:, None]).exp_()  # softmax, in place
+            g[torch.arange(g.shape[0], device=g.device), y[sl]] -= 1.0
+            G[sl] = g.mul_(scale[:, None])
+        ctx.save_for_backward(G @ Wc, G.T @ hc)  # grad_h (N, d), grad_W (V, d), in the compute dtype
+        ctx.dtypes = (h.dtype, W.dtype)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        grad_h, grad_W = ctx.saved_tensors
+        return (grad_h * grad_out).to(ctx.dtypes[0]), (grad_W * grad_out).to(ctx.dtypes[1]), None, None, None

@@ -252,7 +252,7 @@ def build_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Ada
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
               {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=1e-8, fused=False)
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=1e-8, foreach=True)
 
 
 def train_step(run: _Run, model, optim, step: int) -> dict:
@@ -275,8 +275,7 @@ def train_step(run: _Run, model, optim, step: int) -> dict:
         ctx = model.no_sync() if (not sync and hasattr(model, "no_sync")) else _null()
         with ctx:
             with _autocast(run):
-                logits = model(x)
-            loss = lm_loss(logits, y, w, denom=max(denom, 1.0))
+                loss = model(x, y, w, max(denom, 1.0))  # fused LM head + cross-entropy (model.py)
             # DDP averages gradients over ranks; the loss is already a global mean, so undo that average.
             (loss * run.world).backward()
         loss_sum += loss.detach()
@@ -342,6 +341,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
     from lmlab.lm import checkpoint
 
     out = Path(out)
+    owns_group = not dist.is_distributed()
     dist.init("cuda" if _device(cfg.device).type == "cuda" else "cpu")
     run = _Run(cfg, out)
     cfg.model.vocab_size = run.tok.vocab_size  # the architecture follows the dataset's tokenizer
@@ -362,6 +362,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
             state["tokens"] += cfg.batch_size * cfg.seq_len
             state["trained_tokens"] += m["trained_tokens"]
             done = step + 1
+            state.setdefault("first_loss", m["loss"])
             row = clock.row(done, m, optim.param_groups[0]["lr"], state)
             if dist.is_main() and (done % cfg.log_every == 0 or done == cfg.max_steps):
                 append_jsonl(out / "metrics.jsonl", row)
@@ -375,6 +376,8 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
             bar(done, row)
     summary = _finish(run, raw, state, clock) if dist.is_main() else {}
     dist.barrier()
+    if owns_group:
+        dist.cleanup()
     return summary
 
 
@@ -466,7 +469,7 @@ def _finish(run: _Run, raw: GPT, state: dict, clock: "_Clock") -> dict:
     save_safetensors(run.out / "model.safetensors", raw.export_state())
     run.tok.save(run.out)
     summary = {"run": run.name, "steps": run.cfg.max_steps, "tokens": state["tokens"],
-               "trained_tokens": state["trained_tokens"], "params": s._asdict(),
+               "trained_tokens": state["trained_tokens"], "params": s._asdict(), "first_loss": state.get("first_loss"),
                "flops_per_token": raw.flops_per_token(run.cfg.seq_len),
                "final_eval": state.get("last_eval", {}), "tokens_per_sec": clock.last_tps, "mfu": clock.last_mfu,
                "device": str(run.device), "world_size": run.world, "data": str(run.data)}

@@ -1,0 +1,22 @@
+"""`lmlab demo --quick` end to end: real corpus, real training, HF export check, real SmolLM2."""
+
+import json
+
+from conftest import run_lmlab
+
+
+def test_quick_demo_writes_report_and_summary(tmp_path):
+    out = tmp_path / "demo"
+    r = run_lmlab("demo", "--quick", "--out", str(out), timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    s = json.loads((out / "summary.json").read_text())
+    assert s["lm"]["hf_export"]["max_abs_diff"] < 1e-5
+    assert s["lm"]["final_eval"]["loss"] < s["lm"]["first_loss"] - 0.5  # the tiny LM learned something
+    assert "Paris" in s["smollm2"]["samples"]["The capital of France is"]
+    html = (out / "report.html").read_text()
+    assert "data:image/png;base64," in html and "SmolLM2" in html
+    # a re-run reuses every finished stage (no retraining): it is fast and gives the same numbers
+    r2 = run_lmlab("demo", "--quick", "--out", str(out), timeout=900)
+    assert r2.returncode == 0
+    s2 = json.loads((out / "summary.json").read_text())
+    assert s2["lm"]["final_eval"] == s["lm"]["final_eval"] and s2["lm"]["seconds"] < s["lm"]["seconds"]
