@@ -1,8 +1,9 @@
 """Training throughput: lmlab GPT vs HF LlamaForCausalLM, same config, same weights, same batch.
 
 What is compared (one optimizer step = forward + backward + AdamW step + zero_grad, no grad clipping):
-  lmlab  `lmlab.lm.model.GPT`, loss `lm_loss(model(x), y)` (forward under autocast, loss outside it, as in
-         `lmlab.lm.train.train_step`), optimizer `lmlab.lm.train.build_optimizer` (AdamW, weight decay on
+  lmlab  `lmlab.lm.model.GPT`, loss `model(x, y)` under autocast, as in `lmlab.lm.train.train_step`: the
+         fused LM head + cross-entropy (`LinearCrossEntropy`, same value and gradients as
+         `lm_loss(model(x), y)`; checked below on the fused path too), optimizer `lmlab.lm.train.build_optimizer` (AdamW, weight decay on
          dim >= 2 parameters only).
   HF     `transformers.LlamaForCausalLM` built by `lmlab.lm.hf.to_hf_model(gpt)` (identical config, a copy of
          the same weights), loss through its normal training path `model(input_ids=x, labels=y,
@@ -46,8 +47,9 @@ CONFIGS = {
     "d256-L4": (dict(d_model=256, n_layer=4, n_head=4, vocab_size=8192), 256, 16),
     "d512-L8": (dict(d_model=512, n_layer=8, n_head=8, vocab_size=8192), 256, 8),
     "d768-L12": (dict(d_model=768, n_layer=12, n_head=12, vocab_size=8192), 1024, 16),  # ~91M params
+    "d256-L4-V49k": (dict(d_model=256, n_layer=4, n_head=4, vocab_size=49152), 256, 8),  # SmolLM2's vocab
 }
-DEFAULT_CONFIGS = {"cpu": "d256-L4,d512-L8", "cuda": "d256-L4,d512-L8,d768-L12"}
+DEFAULT_CONFIGS = {"cpu": "d256-L4,d512-L8,d256-L4-V49k", "cuda": "d256-L4,d512-L8,d768-L12"}
 LOSS_TOL = 1e-4
 DTYPES = ("fp32", "bf16")
 OPTIM_KEYS = ("lr", "betas", "eps", "amsgrad", "maximize", "foreach", "capturable", "differentiable", "fused")
@@ -167,10 +169,10 @@ def autocast(dtype: str, device: str):
 
 
 def loss_gpt(model, x, y, dtype: str, device: str) -> torch.Tensor:
-    """lmlab's training path (lmlab.lm.train.train_step): forward under autocast, lm_loss outside it."""
+    """lmlab's training path (lmlab.lm.train.train_step): model(x, y) under autocast — the fused LM head +
+    cross-entropy (lmlab.lm.model.LinearCrossEntropy), equal in value and gradients to lm_loss(model(x), y)."""
     with autocast(dtype, device):
-        logits = model(x)
-    return lm_loss(logits, y)
+        return model(x, y)
 
 
 def loss_hf(model, x, y, dtype: str, device: str) -> torch.Tensor:
@@ -186,9 +188,9 @@ def check_same_function(gpt, hf, x, y) -> dict:
     with torch.no_grad():
         logits = gpt(x)
         out = hf(input_ids=x, labels=y, shift_labels=y, use_cache=False)
-        a, b = lm_loss(logits, y).item(), out.loss.item()
+        a, b = gpt(x, y).item(), out.loss.item()  # lmlab's fused training loss vs HF's
         dl = (logits.float() - out.logits.float()).abs().max().item()
-    check = {"loss_lmlab": a, "loss_hf": b, "abs_delta": abs(a - b), "max_abs_logit_delta": dl,
+    check = {"loss_lmlab_fused": a, "loss_lmlab_logits": lm_loss(logits, y).item(), "loss_hf": b, "abs_delta": abs(a - b), "max_abs_logit_delta": dl,
              "tol": LOSS_TOL}
     if not (abs(a - b) < LOSS_TOL and dl < LOSS_TOL):
         raise SystemExit(f"mismatch before timing: loss lmlab {a:.6f} vs HF {b:.6f}, max |logit delta| "
