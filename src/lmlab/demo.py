@@ -115,12 +115,11 @@ def _stage_lm(out: Path, data_cfg, train_cfg):
 def _export_check(run: Path, hf_dir: Path) -> dict:
     """Export to HF, reload with AutoModelForCausalLM, compare logits, and sample greedily."""
     import torch
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from lmlab.lm.generate import complete
     from lmlab.lm.hf import export_hf
     from lmlab.lm.train import load_run_model
-    from lmlab.models import load_causal_lm
 
     export_hf(run, hf_dir)
     ours, _ = load_run_model(run)
@@ -128,7 +127,7 @@ def _export_check(run: Path, hf_dir: Path) -> dict:
     x = torch.randint(0, ours.cfg.vocab_size, (2, 32), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         diff = (ours(x) - hf(x).logits).abs().max().item()
-    sample = complete(str(hf_dir), "The heart is", max_new_tokens=30, loaded=load_causal_lm(str(hf_dir)))
+    sample = complete(str(hf_dir), "The heart is", max_new_tokens=30, loaded=(hf, AutoTokenizer.from_pretrained(hf_dir)))
     return {"dir": str(hf_dir), "max_abs_diff": diff, "sample": "The heart is" + sample}
 
 
