@@ -1,7 +1,8 @@
 """`lmlab demo`: every stage on the embedded defaults, one report.
 
 Stages so far: data (embedded corpus -> BPE -> shards), lm (train a small Llama from scratch, export to HF
-and check the export), smollm2 (the embedded real model on a prompt). Each stage returns a report Section
+and check the export), smollm2 (the embedded real model on a prompt), acts (harvest SmolLM2's residual
+stream at a middle layer into a store; PCA by domain). Each stage returns a report Section
 and a dict for summary.json; a re-run reuses finished stages and resumes an interrupted training run.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import typer
 
@@ -23,16 +25,27 @@ def demo_command(
 
     from lmlab.config import print_dry_run
 
-    data_cfg, train_cfg = _configs(quick)
+    plan = _plan(quick)
     if dry_run:
-        print_dry_run(data_cfg, "demo: data")
-        print_dry_run(train_cfg, "demo: lm")
+        print_dry_run(plan.data, "demo: data")
+        print_dry_run(plan.train, "demo: lm")
+        print_dry_run(plan.acts, "demo: acts")
         return
     summary = run_demo(out, quick=quick)
     print(json.dumps({"report": str(out / "report.html"), "seconds": summary["seconds"]}))
 
 
-def _configs(quick: bool):
+class Plan(NamedTuple):
+    """The configs of every demo stage."""
+
+    quick: bool
+    data: Any
+    train: Any
+    acts: Any
+
+
+def _plan(quick: bool, out: Path = Path("demo-out")) -> Plan:
+    from lmlab.acts.harvester import HarvestConfig
     from lmlab.config import apply_overrides, get_preset
     from lmlab.data.prepare import DataConfig
     from lmlab.lm import train  # noqa: F401  (registers presets)
@@ -46,7 +59,10 @@ def _configs(quick: bool):
         data = DataConfig(vocab_size=8192, tokenizer_train_chars=8_000_000, max_train_tokens=4_000_000,
                           max_val_tokens=100_000)
         cfg = get_preset("lm", "demo")
-    return data, cfg
+    cfg.data = str(out / "data")
+    acts = HarvestConfig(model="smollm2", layer=15, tokens=5_000 if quick else 100_000, out=str(out / "acts"),
+                         seq_len=256, batch=16, dtype="bf16")
+    return Plan(quick, data, cfg, acts)
 
 
 def run_demo(out: Path, quick: bool = False) -> dict:
@@ -58,11 +74,11 @@ def run_demo(out: Path, quick: bool = False) -> dict:
     hf_logging.disable_progress_bar()  # the report and our own bars say what happened
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    data_cfg, train_cfg = _configs(quick)
+    plan = _plan(quick, out)
     sections, summary = [], {"quick": quick}
-    for stage in (_stage_data, _stage_lm, _stage_smollm2):
+    for stage in (_stage_data, _stage_lm, _stage_smollm2, _stage_acts):
         t = time.perf_counter()
-        section, result = stage(out, data_cfg, train_cfg)
+        section, result = stage(out, plan)
         result["seconds"] = round(time.perf_counter() - t, 1)
         summary[stage.__name__.removeprefix("_stage_")] = result
         sections.append(section)
@@ -72,14 +88,13 @@ def run_demo(out: Path, quick: bool = False) -> dict:
     return summary
 
 
-def _stage_data(out: Path, data_cfg, train_cfg):
+def _stage_data(out: Path, plan: Plan):
     from lmlab.data.prepare import prepare_dataset
     from lmlab.io import read_json
     from lmlab.report.html import Section
 
-    path = prepare_dataset(data_cfg, out / "data")
+    path = prepare_dataset(plan.data, plan.train.data)
     meta = read_json(path / "meta.json")
-    train_cfg.data = str(path)
     table = {"vocab_size": meta["vocab_size"], "train tokens": sum(meta["tokens"]["train"].values()),
              **{f"train tokens · {d}": n for d, n in meta["tokens"]["train"].items()},
              **{f"held-out tokens · {d}": n for d, n in meta["tokens"]["val"].items()}}
@@ -89,7 +104,7 @@ def _stage_data(out: Path, data_cfg, train_cfg):
     return Section("Data", text=text, table=table), {"path": str(path), "tokens": meta["tokens"]}
 
 
-def _stage_lm(out: Path, data_cfg, train_cfg):
+def _stage_lm(out: Path, plan: Plan):
     from lmlab.io import read_json
     from lmlab.lm import checkpoint
     from lmlab.lm.train import train
@@ -100,7 +115,7 @@ def _stage_lm(out: Path, data_cfg, train_cfg):
     if (run / "summary.json").is_file():
         summary = read_json(run / "summary.json")
     else:
-        summary = train(train_cfg, run, resume=checkpoint.latest(run) is not None)
+        summary = train(plan.train, run, resume=checkpoint.latest(run) is not None)
     check = _export_check(run, out / "lm-hf")
     png = loss_curve(run / "metrics.jsonl", out / "lm_loss.png", title="lmlab LM: loss")
     table = {"params (total)": summary["params"]["n_total"], "params (non-embedding)": summary["params"]["n_nonembed"],
@@ -131,7 +146,7 @@ def _export_check(run: Path, hf_dir: Path) -> dict:
     return {"dir": str(hf_dir), "max_abs_diff": diff, "sample": "The heart is" + sample}
 
 
-def _stage_smollm2(out: Path, data_cfg, train_cfg):
+def _stage_smollm2(out: Path, plan: Plan):
     from lmlab.lm.generate import complete
     from lmlab.models import load_causal_lm
     from lmlab.report.html import Section
@@ -146,3 +161,30 @@ def _stage_smollm2(out: Path, data_cfg, train_cfg):
              "load seconds": round(load_s, 2)}
     return (Section("Embedded real model: SmolLM2-135M", table=table, pre="\n\n".join(samples.values())),
             {"params": n, "load_seconds": load_s, "samples": samples})
+
+
+def _stage_acts(out: Path, plan: Plan):
+    """Harvest SmolLM2 layer 15 on the embedded corpus (100k activations; 5k with --quick)."""
+    import numpy as np
+
+    from lmlab.acts.harvester import harvest
+    from lmlab.acts.store import ActivationStore, verify_store
+    from lmlab.report.html import Section
+    from lmlab.report.plots import pca_scatter
+
+    cfg = plan.acts
+    harvest(cfg)
+    store = ActivationStore.open(cfg.out)
+    problems = verify_store(cfg.out)
+    idx = np.random.default_rng(0).choice(len(store), size=min(len(store), 4000), replace=False)
+    idx.sort()
+    png = pca_scatter(store.get(idx).numpy(), store.provenance(idx)["domain"], store.domains,
+                      out / "acts_pca.png", title=f"SmolLM2-135M layer {cfg.layer} residuals, by domain")
+    counts = np.bincount(store.provenance()["domain"], minlength=len(store.domains))
+    table = {"activations": len(store), "d_model": store.d_model, "layer": store.layer, "dtype": store.dtype,
+             "mean L2 norm": store.stats["mean_norm"], "verify": "ok" if not problems else "; ".join(problems),
+             **{f"activations · {d}": int(n) for d, n in zip(store.domains, counts)}}
+    text = ("Residual stream (output of decoder block 15, = HF hidden_states[16]) of every non-special token, "
+            "stored in bf16 shards with sha256 checksums, provenance and float64 running statistics.")
+    return (Section("Activations: SmolLM2-135M residual stream", text=text, table=table, images=[str(png)]),
+            {"store": cfg.out, "count": len(store), "mean_norm": store.stats["mean_norm"], "verify_ok": not problems})

@@ -48,6 +48,9 @@ def load_causal_lm(
     spec: str, dtype: torch.dtype | str = "float32", device: str | torch.device = "cpu"
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Resolve `spec` (see the module docstring) to an eval-mode model on `device` and its tokenizer."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # "Loading weights" bars: our commands show their own progress
     dtype = _as_dtype(dtype)
     if spec == SMOLLM2:
         model, tok = _load_hf_dir(smollm2_dir(), dtype)

@@ -37,3 +37,31 @@ def loss_curve(metrics_jsonl: str | Path, out_png: str | Path, title: str = "tra
         fig.savefig(tmp, format="png")
     plt.close(fig)
     return out_png
+
+
+def pca_scatter(x, labels, names: list[str], out_png: str | Path, title: str = "PCA") -> Path:
+    """First two principal components of x (n, d) (centred, via SVD), one colour per label."""
+    import numpy as np
+
+    from lmlab.io import atomic_path
+
+    x = np.asarray(x, dtype=np.float64)
+    xc = x - x.mean(0)
+    _, s, vt = np.linalg.svd(xc, full_matrices=False)
+    pcs = xc @ vt[:2].T  # (n, 2)
+    var = (s[:2] ** 2) / (s**2).sum()
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=110)
+    labels = np.asarray(labels)
+    for k, name in enumerate(names):
+        sel = labels == k
+        if sel.any():
+            ax.scatter(pcs[sel, 0], pcs[sel, 1], s=3, alpha=0.5, label=f"{name} ({sel.sum()})")
+    ax.set(xlabel=f"PC1 ({100 * var[0]:.1f}% var)", ylabel=f"PC2 ({100 * var[1]:.1f}% var)", title=title)
+    ax.legend(fontsize=8, markerscale=4)
+    fig.tight_layout()
+    out_png = Path(out_png)
+    with atomic_path(out_png) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return out_png

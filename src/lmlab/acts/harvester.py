@@ -1,0 +1,203 @@
+"""Harvest the residual stream at layer L of any causal LM into an activation store (acts/store.py).
+
+Documents stream from a corpus in a fixed order; each gets a global index. They are cut into blocks of
+`block_docs`; block b belongs to rank b % world (torchrun). Inside a block, documents are sorted by length
+and batched (length bucketing: little padding), run through blocks 0..L only (`hooks.forward_to_layer`:
+no later blocks, no logits, inference mode), and every non-special position is stored with its provenance
+(doc index, position, token id, domain). BOS and other special tokens are excluded (they have outlier
+norms: GLP `exclude_bos`, sparsify #102).
+
+Exact resume: a block is the unit of work, and the store commits shards only at block ends with the next
+block as cursor, so a killed harvest re-runs from the last committed block and — batches being a pure
+function of the block — ends with exactly the activations of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+from lmlab import dist
+from lmlab.config import check_literal
+from lmlab.errors import ConfigError, DataError
+
+
+@dataclass
+class HarvestConfig:
+    model: str = "smollm2"
+    """Model spec: smollm2, a local HF directory, an lmlab run directory, or a hub id."""
+    layer: int = 15
+    """Decoder block whose output is stored (0-indexed; = HF hidden_states[layer + 1])."""
+    tokens: int = 100_000
+    """Activations to store (split across ranks)."""
+    out: str = "acts"
+    """Store directory."""
+    corpus: str | None = None
+    """None/"embedded" for the embedded corpus, or a local .txt/.jsonl/.parquet file or directory."""
+    split: str = "train"
+    """Corpus split to read."""
+    domains: list[str] | None = None
+    """Restrict to these domains (None: all)."""
+    seq_len: int = 512
+    """Documents are truncated to this many tokens."""
+    batch: int = 16
+    """Documents per forward pass."""
+    block_docs: int = 128
+    """Documents per unit of work (sorting for length bucketing, resume granularity, rank assignment)."""
+    dtype: Literal["bf16", "fp32"] = "bf16"
+    """Model compute dtype and store dtype."""
+    shard_size: int = 65536
+    """Activations per shard file."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """auto = cuda when available."""
+
+    def __post_init__(self):
+        check_literal(self)
+        if min(self.tokens, self.seq_len, self.batch, self.block_docs, self.shard_size) < 1:
+            raise ConfigError("tokens, seq_len, batch, block_docs and shard_size must be >= 1", "fix the options")
+
+
+def harvest(cfg: HarvestConfig, progress: bool = True) -> dict:
+    """Fill (or finish) the store at cfg.out; returns its merged manifest. torchrun-aware."""
+    import torch
+
+    from lmlab.acts.hooks import check_layer
+    from lmlab.acts.store import StoreWriter, merge_store
+    from lmlab.models import load_causal_lm
+
+    owns_group = not dist.is_distributed()
+    device = _device(cfg.device)
+    dist.init(device.type)
+    dtype = torch.bfloat16 if cfg.dtype == "bf16" else torch.float32
+    model, tok = load_causal_lm(cfg.model, dtype=dtype, device=str(device))
+    check_layer(model, cfg.layer)
+    domains = _domains(cfg)
+    meta = {"model": cfg.model, "model_class": type(model).__name__, "layer": cfg.layer,
+            "d_model": int(model.config.hidden_size), "dtype": "bfloat16" if cfg.dtype == "bf16" else "float32",
+            "domains": domains, "config": asdict(cfg)}
+    rank, world = dist.rank(), dist.world_size()
+    writer = StoreWriter(cfg.out, meta, shard_size=cfg.shard_size, rank=rank, world=world, resume=True)
+    quota = cfg.tokens // world + (1 if rank < cfg.tokens % world else 0)
+    _run_blocks(cfg, model, tok, writer, quota, domains, rank, world, device, progress and dist.is_main())
+    dist.barrier()
+    manifest = merge_store(cfg.out) if dist.is_main() else {}
+    dist.barrier()
+    if owns_group:
+        dist.cleanup()
+    return manifest
+
+
+def _device(spec: str):
+    import torch
+
+    if spec == "auto":
+        spec = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device("cuda", dist.local_rank()) if spec == "cuda" else torch.device("cpu")
+
+
+def _domains(cfg: HarvestConfig) -> list[str]:
+    """The domain names (index = provenance domain id): fixed for the embedded corpus, scanned otherwise."""
+    from lmlab.data.corpus import DOMAINS, iter_documents
+
+    if cfg.corpus in (None, "embedded"):
+        return list(cfg.domains or DOMAINS)
+    seen = sorted({d.domain for d in iter_documents(cfg.corpus, split=cfg.split, domains=cfg.domains)})
+    if not seen:
+        raise DataError(f"corpus {cfg.corpus} has no documents", "give a corpus with text")
+    return seen
+
+
+def _blocks(cfg: HarvestConfig):
+    """Yield (block index, [(doc index, Doc), ...]) over the corpus in its fixed order."""
+    from lmlab.data.corpus import iter_documents
+
+    block, b = [], 0
+    for i, doc in enumerate(iter_documents(cfg.corpus, split=cfg.split, domains=cfg.domains)):
+        block.append((i, doc))
+        if len(block) == cfg.block_docs:
+            yield b, block
+            block, b = [], b + 1
+    if block:
+        yield b, block
+
+
+def _run_blocks(cfg, model, tok, writer, quota: int, domains, rank, world, device, progress: bool) -> None:
+    from rich.progress import Progress
+
+    cursor = writer.cursor or {"next_block": 0, "count": 0, "done": False}
+    if cursor.get("done"):
+        return
+    count, seen_text = cursor["count"], False
+    with Progress(transient=False, disable=not progress) as bar:
+        task = bar.add_task(f"harvest layer {cfg.layer}", total=quota, completed=count)
+        for b, block in _blocks(cfg):
+            seen_text = True
+            if b < cursor["next_block"] or b % world != rank:
+                continue
+            rows = _harvest_block(cfg, model, tok, block, domains, device)
+            take = min(quota - count, rows[0].shape[0])
+            writer.add(*(r[:take] for r in rows))
+            count += take
+            bar.update(task, completed=count)
+            done = count >= quota
+            cursor = {"next_block": b + 1, "count": count, "done": done}
+            if done:
+                break
+            writer.commit(cursor)
+    if not seen_text:
+        raise DataError(f"the corpus ({cfg.corpus or 'embedded'}, split {cfg.split}) has no documents",
+                        "give a corpus with text (or another --split/--domains)")
+    writer.close(dict(cursor, done=True))
+
+
+def _harvest_block(cfg, model, tok, block, domains, device):
+    """Residuals of every non-special token of the block's documents: (acts, doc, pos, token, domain)."""
+    import numpy as np
+    import torch
+
+    from lmlab.acts.hooks import forward_to_layer
+
+    enc = tok([d.text for _, d in block], add_special_tokens=True, truncation=True, max_length=cfg.seq_len)["input_ids"]
+    special = torch.tensor(sorted(set(tok.all_special_ids)), dtype=torch.long)
+    order = sorted((j for j in range(len(block)) if enc[j]), key=lambda j: (-len(enc[j]), j))  # length buckets
+    per_doc: dict[int, tuple] = {}
+    for s in range(0, len(order), cfg.batch):
+        idx = order[s:s + cfg.batch]
+        ids, mask = _pad([enc[j] for j in idx], tok.pad_token_id if tok.pad_token_id is not None else 0)
+        with torch.inference_mode():
+            h = forward_to_layer(model, ids.to(device), cfg.layer, attention_mask=mask.to(device)).float().cpu()
+        keep = mask.bool() & ~torch.isin(ids, special)
+        for r, j in enumerate(idx):
+            p = keep[r].nonzero().squeeze(1)
+            per_doc[j] = (h[r, p], p.numpy(), ids[r, p].numpy())
+    rows = [(block[j][0], domains.index(block[j][1].domain), *per_doc[j]) for j in sorted(per_doc)]  # doc order
+    d = model.config.hidden_size
+    acts = torch.cat([r[2] for r in rows]) if rows else torch.zeros(0, d)
+    doc = np.concatenate([np.full(len(r[3]), r[0], np.int64) for r in rows] or [np.zeros(0, np.int64)])
+    dom = np.concatenate([np.full(len(r[3]), r[1], np.int16) for r in rows] or [np.zeros(0, np.int16)])
+    pos = np.concatenate([r[3] for r in rows] or [np.zeros(0)]).astype(np.int32)
+    token = np.concatenate([r[4] for r in rows] or [np.zeros(0)]).astype(np.int32)
+    return acts, doc, pos, token, dom
+
+
+def _pad(seqs: list[list[int]], pad: int):
+    """Right-pad to the longest sequence: ids (b, T) and attention mask (b, T)."""
+    import torch
+
+    T = max(len(x) for x in seqs)
+    ids = torch.full((len(seqs), T), pad, dtype=torch.long)
+    mask = torch.zeros((len(seqs), T), dtype=torch.long)
+    for r, x in enumerate(seqs):
+        ids[r, :len(x)] = torch.tensor(x)
+        mask[r, :len(x)] = 1
+    return ids, mask
+
+
+def harvest_main(cfg: HarvestConfig, progress: bool = True) -> dict:
+    """CLI entry: harvest, then a one-object summary (rank 0)."""
+    m = harvest(cfg, progress=progress)
+    if not m:
+        return {}
+    return {"store": str(Path(cfg.out)), "count": m.get("count"), "d_model": m.get("d_model"),
+            "layer": m.get("layer"), "model": m.get("model"), "shards": len(m.get("shards", []))}

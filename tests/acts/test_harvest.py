@@ -1,0 +1,130 @@
+"""Harvest on the real SmolLM2: exact layer-L values, special tokens excluded, kill -9 + resume equality,
+2-rank torchrun, and bad input."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import run_lmlab
+from lmlab.acts.harvester import HarvestConfig, harvest
+from lmlab.acts.store import ActivationStore, verify_store
+from lmlab.errors import ConfigError, DataError, ModelNotFound
+
+TEXTS = ["The heart pumps blood through the arteries and veins of the body.",
+         "A fracture is a break in a bone. <|im_start|> Surgeons set it.",  # a special token inside the text
+         "Python lists are mutable sequences; tuples are immutable.",
+         "Webster's dictionary defines a lexicon as the vocabulary of a language.",
+         "x"] * 6
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    p = tmp_path_factory.mktemp("corpus") / "docs.jsonl"
+    p.write_text("".join(json.dumps({"text": t + f" ({i})", "domain": ["medical", "general"][i % 2]}) + "\n"
+                         for i, t in enumerate(TEXTS)))
+    return p
+
+
+def _cfg(corpus, out, **kw):
+    base = dict(model="smollm2", layer=7, tokens=10_000, out=str(out), corpus=str(corpus), seq_len=32, batch=4,
+                block_docs=6, dtype="fp32", shard_size=64, device="cpu")
+    return HarvestConfig(**{**base, **kw})
+
+
+def test_store_holds_exact_layer_values_and_no_special_tokens(corpus, tmp_path):
+    from lmlab.data.corpus import iter_documents
+    from lmlab.models import load_causal_lm
+
+    m = harvest(_cfg(corpus, tmp_path / "s"), progress=False)
+    store = ActivationStore.open(tmp_path / "s")
+    assert verify_store(tmp_path / "s") == [] and len(store) == m["count"] > 100
+    prov = store.provenance()
+    model, tok = load_causal_lm("smollm2")
+    assert not np.isin(prov["token"], tok.all_special_ids).any()
+    docs = [d.text for d in iter_documents(str(corpus))]
+    for doc_idx in (0, 1):  # recompute two documents alone with HF output_hidden_states
+        ids = tok(docs[doc_idx], return_tensors="pt", truncation=True, max_length=32)["input_ids"]
+        with torch.inference_mode():
+            hs = model(ids, output_hidden_states=True).hidden_states[8][0]
+        rows = np.nonzero(prov["doc"] == doc_idx)[0]
+        keep = ~np.isin(ids[0].numpy(), tok.all_special_ids)
+        assert np.array_equal(prov["pos"][rows], np.nonzero(keep)[0])
+        assert torch.allclose(store.get(rows), hs[torch.from_numpy(keep)], atol=1e-5)  # batch padding: fp noise only
+    assert doc_idx == 1 and keep.sum() < len(keep)  # the <|im_start|> inside document 1 was excluded
+    s = store.stats
+    x = store.get(np.arange(len(store))).double()
+    assert torch.allclose(s["mean"], x.mean(0), atol=1e-8)
+    assert abs(s["mean_norm"] - x.norm(dim=1).mean().item()) < 1e-6
+
+
+def test_tokens_cap_and_rerun_is_a_no_op(corpus, tmp_path):
+    harvest(_cfg(corpus, tmp_path / "s", tokens=150), progress=False)
+    assert len(ActivationStore.open(tmp_path / "s")) == 150
+    before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "s").iterdir()}
+    harvest(_cfg(corpus, tmp_path / "s", tokens=150), progress=False)
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "s").iterdir() if p.name in before} == before
+
+
+def test_kill_and_resume_gives_identical_store(tmp_path):
+    args = ["acts", "harvest", "--layer", "5", "--tokens", "6000", "--seq-len", "64", "--batch", "8",
+            "--dtype", "fp32", "--shard-size", "256", "--device", "cpu", "--no-progress"]
+    run_lmlab(*args, "--out", str(tmp_path / "ref"), check=True)
+    victim = tmp_path / "victim"
+    p = subprocess.Popen([sys.executable, "-m", "lmlab", *args, "--out", str(victim)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    man = victim / "manifest.r00.json"  # kill once some rows are committed (and the run goes on)
+    while time.time() < deadline and p.poll() is None and not (man.is_file() and json.loads(man.read_text())["count"]):
+        time.sleep(0.02)
+    assert p.poll() is None, "finished before it could be killed"
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    partial = ActivationStore.open(victim)  # valid at the moment of the kill
+    assert 0 < len(partial) < 6000
+    run_lmlab(*args, "--out", str(victim), check=True)
+    a, b = ActivationStore.open(tmp_path / "ref"), ActivationStore.open(victim)
+    assert len(a) == len(b) == 6000 and verify_store(victim) == []
+    assert torch.equal(a.get(np.arange(6000)), b.get(np.arange(6000)))
+    assert np.array_equal(a.provenance(), b.provenance())
+
+
+@pytest.mark.dist
+def test_two_ranks_write_one_store(corpus, tmp_path):
+    harvest(_cfg(corpus, tmp_path / "one"), progress=False)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "lmlab",
+           "acts", "harvest", "--layer", "7", "--tokens", "10000", "--corpus", str(corpus), "--seq-len", "32",
+           "--batch", "4", "--dtype", "fp32", "--shard-size", "64", "--device", "cpu", "--no-progress",
+           "--out", str(tmp_path / "two")]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert r.returncode == 0, r.stderr[-3000:]
+    one, two = ActivationStore.open(tmp_path / "one"), ActivationStore.open(tmp_path / "two")
+    assert verify_store(tmp_path / "two") == [] and len(one) == len(two)
+    key = lambda s: np.lexsort((s.provenance()["pos"], s.provenance()["doc"]))  # noqa: E731
+    i1, i2 = key(one), key(two)
+    assert np.array_equal(one.provenance()[i1], two.provenance()[i2])
+    assert torch.allclose(one.get(i1), two.get(i2), atol=1e-5)
+    assert torch.allclose(one.stats["mean"], two.stats["mean"], atol=1e-6)  # rows equal to ~1e-5
+
+
+def test_bad_input(corpus, tmp_path):
+    with pytest.raises(ConfigError, match="out of range"):
+        harvest(_cfg(corpus, tmp_path / "a", layer=30), progress=False)
+    with pytest.raises(ModelNotFound):
+        harvest(_cfg(corpus, tmp_path / "b", model=str(tmp_path / "no-model")), progress=False)
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    with pytest.raises(DataError):
+        harvest(_cfg(empty, tmp_path / "c"), progress=False)
+    harvest(_cfg(corpus, tmp_path / "d", tokens=50), progress=False)
+    with pytest.raises(DataError, match="layer"):
+        harvest(_cfg(corpus, tmp_path / "d", tokens=50, layer=8), progress=False)
+    assert verify_store(tmp_path / "d") == []
+    r = run_lmlab("acts", "harvest", "--layer", "99", "--out", str(tmp_path / "e"), "--tokens", "10")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "0..29" in r.stderr
