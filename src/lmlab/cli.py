@@ -46,7 +46,9 @@ _mount()
 
 def main(argv: list[str] | None = None) -> None:
     try:
-        app(args=argv, standalone_mode=False)
+        rc = app(args=argv, standalone_mode=False)  # click returns (not raises) Exit codes in this mode
+        if isinstance(rc, int) and rc:
+            sys.exit(rc)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

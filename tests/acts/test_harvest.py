@@ -64,12 +64,21 @@ def test_store_holds_exact_layer_values_and_no_special_tokens(corpus, tmp_path):
     assert abs(s["mean_norm"] - x.norm(dim=1).mean().item()) < 1e-6
 
 
-def test_tokens_cap_and_rerun_is_a_no_op(corpus, tmp_path):
-    harvest(_cfg(corpus, tmp_path / "s", tokens=150), progress=False)
+def test_tokens_cap_rerun_no_op_and_verify_cli(corpus, tmp_path):
+    from dataclasses import asdict
+
+    harvest(progress=False, **asdict(_cfg(corpus, tmp_path / "s", tokens=150)))  # the kwargs form of the API
     assert len(ActivationStore.open(tmp_path / "s")) == 150
     before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "s").iterdir()}
     harvest(_cfg(corpus, tmp_path / "s", tokens=150), progress=False)
     assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "s").iterdir() if p.name in before} == before
+    assert run_lmlab("acts", "verify", str(tmp_path / "s")).returncode == 0
+    shard = sorted((tmp_path / "s").glob("acts-*.bin"))[0]
+    raw = bytearray(shard.read_bytes())
+    raw[5] ^= 0xFF
+    shard.write_bytes(bytes(raw))
+    r = run_lmlab("acts", "verify", str(tmp_path / "s"))
+    assert r.returncode == 1 and shard.name in r.stdout
 
 
 def test_kill_and_resume_gives_identical_store(tmp_path):

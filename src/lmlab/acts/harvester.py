@@ -58,10 +58,13 @@ class HarvestConfig:
             raise ConfigError("tokens, seq_len, batch, block_docs and shard_size must be >= 1", "fix the options")
 
 
-def harvest(cfg: HarvestConfig, progress: bool = True) -> dict:
-    """Fill (or finish) the store at cfg.out; returns its merged manifest. torchrun-aware."""
+def harvest(cfg: HarvestConfig | None = None, progress: bool = True, **options) -> dict:
+    """Fill (or finish) the store at cfg.out; returns its merged manifest. torchrun-aware.
+
+    Mirrors the CLI: `harvest(model="smollm2", layer=15, tokens=100_000, out="acts")` or `harvest(cfg)`."""
     import torch
 
+    cfg = HarvestConfig(**options) if cfg is None else cfg
     from lmlab.acts.hooks import check_layer
     from lmlab.acts.store import StoreWriter, merge_store
     from lmlab.models import load_causal_lm
