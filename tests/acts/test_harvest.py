@@ -39,6 +39,7 @@ def _cfg(corpus, out, **kw):
 
 
 def test_store_holds_exact_layer_values_and_no_special_tokens(corpus, tmp_path):
+    from lmlab.acts.harvester import encode_docs
     from lmlab.data.corpus import iter_documents
     from lmlab.models import load_causal_lm
 
@@ -50,14 +51,17 @@ def test_store_holds_exact_layer_values_and_no_special_tokens(corpus, tmp_path):
     assert not np.isin(prov["token"], tok.all_special_ids).any()
     docs = [d.text for d in iter_documents(str(corpus))]
     for doc_idx in (0, 1):  # recompute two documents alone with HF output_hidden_states
-        ids = tok(docs[doc_idx], return_tensors="pt", truncation=True, max_length=32)["input_ids"]
+        ids = torch.tensor(encode_docs(tok, [docs[doc_idx]], 32))
+        assert ids[0, 0] == tok.bos_token_id and ids[0, 1] != tok.bos_token_id  # BOS prepended (SmolLM2 adds none)
         with torch.inference_mode():
             hs = model(ids, output_hidden_states=True).hidden_states[8][0]
         rows = np.nonzero(prov["doc"] == doc_idx)[0]
         keep = ~np.isin(ids[0].numpy(), tok.all_special_ids)
         assert np.array_equal(prov["pos"][rows], np.nonzero(keep)[0])
         assert torch.allclose(store.get(rows), hs[torch.from_numpy(keep)], atol=1e-5)  # batch padding: fp noise only
-    assert doc_idx == 1 and keep.sum() < len(keep)  # the <|im_start|> inside document 1 was excluded
+        assert prov["pos"][rows][0] == 1  # BOS at position 0 carries the attention sink and is not stored
+    assert doc_idx == 1 and keep.sum() < len(keep) - 1  # the <|im_start|> inside document 1 was excluded too
+    assert store.get(np.arange(len(store))).norm(dim=1).max() < 2000  # no sink outliers (norm ~2e4) stored
     s = store.stats
     x = store.get(np.arange(len(store))).double()
     assert torch.allclose(s["mean"], x.mean(0), atol=1e-8)

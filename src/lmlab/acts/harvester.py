@@ -45,6 +45,11 @@ class HarvestConfig:
     """Documents per forward pass."""
     block_docs: int = 128
     """Documents per unit of work (sorting for length bucketing, resume granularity, rank assignment)."""
+    prepend_bos: bool = True
+    """Start every document with the tokenizer's BOS when it does not add one itself (SmolLM2, GPT-2): the first
+    position of a causal LM is an attention sink with an outlier norm (~100x), and it should be a special
+    token, which is excluded, not the document's first word. A tokenizer without any BOS token: position 0
+    is excluded instead."""
     dtype: Literal["bf16", "fp32"] = "bf16"
     """Model compute dtype and store dtype."""
     shard_size: int = 65536
@@ -161,7 +166,7 @@ def _harvest_block(cfg, model, tok, block, domains, device):
 
     from lmlab.acts.hooks import forward_to_layer
 
-    enc = tok([d.text for _, d in block], add_special_tokens=True, truncation=True, max_length=cfg.seq_len)["input_ids"]
+    enc = encode_docs(tok, [d.text for _, d in block], cfg.seq_len, cfg.prepend_bos)
     special = torch.tensor(sorted(set(tok.all_special_ids)), dtype=torch.long)
     order = sorted((j for j in range(len(block)) if enc[j]), key=lambda j: (-len(enc[j]), j))  # length buckets
     per_doc: dict[int, tuple] = {}
@@ -171,6 +176,8 @@ def _harvest_block(cfg, model, tok, block, domains, device):
         with torch.inference_mode():
             h = forward_to_layer(model, ids.to(device), cfg.layer, attention_mask=mask.to(device)).float().cpu()
         keep = mask.bool() & ~torch.isin(ids, special)
+        if cfg.prepend_bos and tok.bos_token_id is None:
+            keep[:, 0] = False  # no BOS to carry the attention sink: drop the sink position itself
         for r, j in enumerate(idx):
             p = keep[r].nonzero().squeeze(1)
             per_doc[j] = (h[r, p], p.numpy(), ids[r, p].numpy())
@@ -182,6 +189,16 @@ def _harvest_block(cfg, model, tok, block, domains, device):
     pos = np.concatenate([r[3] for r in rows] or [np.zeros(0)]).astype(np.int32)
     token = np.concatenate([r[4] for r in rows] or [np.zeros(0)]).astype(np.int32)
     return acts, doc, pos, token, dom
+
+
+def encode_docs(tok, texts: list[str], seq_len: int, prepend_bos: bool = True) -> list[list[int]]:
+    """Token ids as the harvester feeds them: the tokenizer's own special tokens, plus a BOS in front when
+    the tokenizer has one and did not add it; truncated to seq_len."""
+    bos = tok.bos_token_id if prepend_bos else None
+    enc = tok(texts, add_special_tokens=True, truncation=True, max_length=seq_len)["input_ids"]
+    if bos is None:
+        return enc
+    return [ids[:seq_len] if ids and ids[0] == bos else ([bos] + ids)[:seq_len] for ids in enc]
 
 
 def _pad(seqs: list[list[int]], pad: int):
