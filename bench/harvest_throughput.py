@@ -24,10 +24,11 @@ tokenized by SmolLM2's tokenizer (no special tokens added) and truncated to `--s
 Before timing, every method's activations are compared with lmlab's on the first and the longest batch at
 non-pad positions, and lmlab's with HF's `output_hidden_states[L + 1]`. In fp32 the script stops unless every
 element agrees within |delta| <= 1e-3 + 1e-5 * |reference| (torch.allclose's form). A pure 1e-3 absolute
-bound is not usable here: SmolLM2's residual stream has massive activations (|h| ~ 2.5e4 at layer 15, at the first
-position, from layer 2 on ~1e3), where one fp32 ulp is ~2e-3; the JSON records the plain max |delta|, the max
-|delta| without position 0, and the max |reference| as well. bf16 deltas are recorded as information only,
-together with each method's bf16 delta from lmlab's fp32 activations (its own rounding error, for scale).
+bound is not usable here: SmolLM2's residual stream has massive activations at the first position (|h| ~ 1e3
+from layer 2 on, ~2.5e4 at layer 15), where one fp32 ulp is up to ~2e-3; the JSON records the plain max
+|delta|, the max |delta| without position 0, and the max |reference| as well. bf16 deltas are recorded as
+information only, together with each method's bf16 delta from lmlab's fp32 activations (its own rounding
+error, for scale).
 
 Timing: one warm-up call per method, then `--repeats` passes over the batches; for each batch every method
 runs once, in an order rotated from batch to batch (interleaved, so slow drift hits all methods alike).
@@ -72,9 +73,10 @@ GOAL = 2.0  # project goal: lmlab >= 2x the faster anchor
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", required=True, help="directory; writes DIR/harvest_throughput.json")
-    p.add_argument("--layer", type=int, default=15, help="residual stream after decoder block LAYER (0-indexed)")
+    p.add_argument("--layer", type=int, default=15,
+                   help="residual stream after decoder block LAYER (0-indexed)")
     p.add_argument("--tokens", type=int, default=8192,
-                   help="take documents until this many real tokens (8192: ~28k with padding, ~5 min on 2 cores)")
+                   help="take documents until this many real tokens (8192: ~5 min on 2 cores)")
     p.add_argument("--seq", type=int, default=256, help="truncate each document to SEQ tokens")
     p.add_argument("--batch", type=int, default=8, help="documents per batch (right-padded)")
     p.add_argument("--dtypes", default="fp32,bf16", help="comma list: fp32, bf16 (weights cast, all methods)")
@@ -168,8 +170,9 @@ def build_tl(hf, tok, dtype: torch.dtype):
         rotary_dim=c.head_dim, rotary_base=rope, final_rms=True, gated_mlp=True,
         original_architecture="LlamaForCausalLM", default_prepend_bos=False, dtype=dtype, device="cpu")
     tl = HookedTransformer(cfg, tokenizer=tok, move_to_device=False)
-    tl.load_and_process_state_dict(convert_llama_weights(hf, cfg), fold_ln=False, center_writing_weights=False,
-                                   center_unembed=False, fold_value_biases=False)
+    tl.load_and_process_state_dict(convert_llama_weights(hf, cfg), fold_ln=False,
+                                   center_writing_weights=False, center_unembed=False,
+                                   fold_value_biases=False)
     return tl.eval()
 
 
@@ -229,13 +232,15 @@ def check_same(fns: dict, info: dict, batches: list[dict], layer: int, strict: b
             ref = fns["lmlab"](b)
             got = {f"{n}_vs_lmlab": fn(b) for n, fn in fns.items() if n != "lmlab"}
             if layer < info["n_layers"] - 1:  # HF's last hidden state has the final norm applied
-                out = info["hf"](b["input_ids"], attention_mask=b["attention_mask"], output_hidden_states=True)
-                got = {"lmlab_vs_hf_hidden_states": out.hidden_states[layer + 1], **got}
+                hs = info["hf"](b["input_ids"], attention_mask=b["attention_mask"],
+                                output_hidden_states=True).hidden_states
+                got = {"lmlab_vs_hf_hidden_states": hs[layer + 1], **got}
         result[where] = {k: compare(ref, v, mask) for k, v in got.items()}
         if strict:
             fp32_refs[where] = ref
         elif where in fp32_refs:
-            outs = {"lmlab": ref, **{k.removesuffix("_vs_lmlab"): v for k, v in got.items() if "_vs_lmlab" in k}}
+            outs = {"lmlab": ref, **{k.removesuffix("_vs_lmlab"): v for k, v in got.items()
+                                     if k.endswith("_vs_lmlab")}}
             result[where].update({f"{n}_vs_fp32_lmlab": compare(fp32_refs[where], v, mask)
                                   for n, v in outs.items()})
     bad = [f"{w}/{k}: max |delta| {c['max_abs']:.2e} (|ref| up to {c['max_abs_ref']:.1e})"
@@ -323,7 +328,8 @@ def print_table(rows: list[dict]) -> None:
                    + f"{pb['median']:,.0f} ({pb['min']:,.0f}-{pb['max']:,.0f})".rjust(28)
             if "lmlab_ratio" in m:
                 pr = m["paired_ratio"]
-                line += f" {m['lmlab_ratio']:>7.2f}x " + f"{pr['median']:.2f} ({pr['min']:.2f}-{pr['max']:.2f})".rjust(20)
+                paired = f"{pr['median']:.2f} ({pr['min']:.2f}-{pr['max']:.2f})"
+                line += f" {m['lmlab_ratio']:>7.2f}x {paired:>20}"
             print(line)
         for label in ("default", "best_effort"):
             v = r["methods"].get(f"vs_faster_{label}_anchor")
@@ -342,7 +348,8 @@ def main(argv=None) -> int:
     padded = sum(b["input_ids"].numel() for b in batches)
     result = {"env": environment(args), "complete": False, "data": {
         "documents": sum(b["input_ids"].shape[0] for b in batches), "batches": len(batches),
-        "real_tokens": real, "padded_tokens": padded, "batch_widths": [b["input_ids"].shape[1] for b in batches]},
+        "real_tokens": real, "padded_tokens": padded,
+        "batch_widths": [b["input_ids"].shape[1] for b in batches]},
         "rows": []}
     print(f"{result['data']['documents']} documents, {len(batches)} batches, {real:,} real tokens "
           f"({padded:,} with padding), layer {args.layer}", flush=True)
