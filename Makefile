@@ -28,7 +28,9 @@ test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ""
 
 bench: $(STAMP)
+	$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt -e ".[bench]"
 	$(BIN)/python bench/train_throughput.py --out bench/results
+	$(BIN)/python bench/harvest_throughput.py --out bench/results
 
 clean-venv:
 	rm -rf $(VENV)

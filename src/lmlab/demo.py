@@ -176,13 +176,20 @@ def _stage_acts(out: Path, plan: Plan):
     harvest(cfg)
     store = ActivationStore.open(cfg.out)
     problems = verify_store(cfg.out)
-    idx = np.random.default_rng(0).choice(len(store), size=min(len(store), 4000), replace=False)
-    idx.sort()
-    png = pca_scatter(store.get(idx).numpy(), store.provenance(idx)["domain"], store.domains,
-                      out / "acts_pca.png", title=f"SmolLM2-135M layer {cfg.layer} residuals, by domain")
+    idx = np.sort(np.random.default_rng(0).choice(len(store), size=min(len(store), 4000), replace=False))
+    x = store.get(idx)
+    norms = x.norm(dim=1)
+    # a few tokens carry "massive activations" (norm ~100x the rest, like the attention sink): they would be
+    # the whole first PC, so the PCA is fit without them and the report counts them instead
+    inlier = (norms <= 5 * norms.median()).numpy()
+    z = ((x.double() - store.stats["mean"]) / store.stats["var"].sqrt().clamp_min(1e-8)).numpy()  # GLP's z-score
+    png = pca_scatter(z[inlier], store.provenance(idx)["domain"][inlier], store.domains, out / "acts_pca.png",
+                      title=f"SmolLM2-135M layer {cfg.layer} residuals (z-scored), by domain")
     counts = np.bincount(store.provenance()["domain"], minlength=len(store.domains))
     table = {"activations": len(store), "d_model": store.d_model, "layer": store.layer, "dtype": store.dtype,
              "mean L2 norm": store.stats["mean_norm"], "verify": "ok" if not problems else "; ".join(problems),
+             "massive-activation rows in the 4k-row PCA sample (norm > 5x median, left out of the fit)":
+                 int((~inlier).sum()),
              **{f"activations · {d}": int(n) for d, n in zip(store.domains, counts)}}
     text = ("Residual stream (output of decoder block 15, = HF hidden_states[16]) of every non-special token, "
             "stored in bf16 shards with sha256 checksums, provenance and float64 running statistics.")
