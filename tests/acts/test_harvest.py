@@ -122,8 +122,9 @@ def test_two_ranks_write_one_store(corpus, tmp_path):
     key = lambda s: np.lexsort((s.provenance()["pos"], s.provenance()["doc"]))  # noqa: E731
     i1, i2 = key(one), key(two)
     assert np.array_equal(one.provenance()[i1], two.provenance()[i2])
-    assert torch.allclose(one.get(i1), two.get(i2), atol=1e-5)
-    assert torch.allclose(one.stats["mean"], two.stats["mean"], atol=1e-6)  # rows equal to ~1e-5
+    a, b = one.get(i1), two.get(i2)  # ranks run 1 thread each: GEMM blocking differs, so fp32 noise only
+    assert (a - b).abs().max() <= 1e-5 * a.abs().max()
+    assert torch.allclose(one.stats["mean"], two.stats["mean"], rtol=1e-5, atol=1e-5)
 
 
 def test_bad_input(corpus, tmp_path):
