@@ -14,9 +14,20 @@ def _plt():
     return plt
 
 
+def _save(fig, out_png: str | Path) -> Path:
+    """Write a figure to PNG atomically and close it."""
+    from lmlab.io import atomic_path
+
+    out_png = Path(out_png)
+    with atomic_path(out_png) as tmp:
+        fig.savefig(tmp, format="png")
+    _plt().close(fig)
+    return out_png
+
+
 def loss_curve(metrics_jsonl: str | Path, out_png: str | Path, title: str = "training loss") -> Path:
     """Train loss per step, plus held-out loss per domain at each eval step."""
-    from lmlab.io import atomic_path, read_jsonl
+    from lmlab.io import read_jsonl
 
     rows = read_jsonl(metrics_jsonl)
     train = [(r["step"], r["loss"]) for r in rows if "loss" in r and "eval" not in r]
@@ -32,18 +43,12 @@ def loss_curve(metrics_jsonl: str | Path, out_png: str | Path, title: str = "tra
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    out_png = Path(out_png)
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return out_png
+    return _save(fig, out_png)
 
 
 def pca_scatter(x, labels, names: list[str], out_png: str | Path, title: str = "PCA") -> Path:
     """First two principal components of x (n, d) (centred, via SVD), one colour per label."""
     import numpy as np
-
-    from lmlab.io import atomic_path
 
     x = np.asarray(x, dtype=np.float64)
     xc = x - x.mean(0)
@@ -60,8 +65,4 @@ def pca_scatter(x, labels, names: list[str], out_png: str | Path, title: str = "
     ax.set(xlabel=f"PC1 ({100 * var[0]:.1f}% var)", ylabel=f"PC2 ({100 * var[1]:.1f}% var)", title=title)
     ax.legend(fontsize=8, markerscale=4)
     fig.tight_layout()
-    out_png = Path(out_png)
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return out_png
+    return _save(fig, out_png)
