@@ -62,6 +62,10 @@ def test_store_holds_exact_layer_values_and_no_special_tokens(corpus, tmp_path):
         assert prov["pos"][rows][0] == 1  # BOS at position 0 carries the attention sink and is not stored
     assert doc_idx == 1 and keep.sum() < len(keep) - 1  # the <|im_start|> inside document 1 was excluded too
     assert store.get(np.arange(len(store))).norm(dim=1).max() < 2000  # no sink outliers (norm ~2e4) stored
+    from lmlab.acts.harvester import doc_ids
+
+    ids = doc_ids(store)
+    assert ids[1] == ("docs.jsonl:2", "general") and set(ids) == set(np.unique(prov["doc"]).tolist())
     s = store.stats
     x = store.get(np.arange(len(store))).double()
     assert torch.allclose(s["mean"], x.mean(0), atol=1e-8)

@@ -214,6 +214,25 @@ def _pad(seqs: list[list[int]], pad: int):
     return ids, mask
 
 
+def doc_ids(store) -> dict[int, tuple[str, str]]:
+    """{doc index: (document id, domain)} for the documents a store holds rows of. The provenance `doc` column
+    is the document's index in the harvest's corpus order (`iter_documents(corpus, split, domains)`), which is
+    deterministic, so the ids are re-derived from the corpus rather than stored per row."""
+    import numpy as np
+
+    from lmlab.data.corpus import iter_documents
+
+    cfg = store.meta["config"]
+    wanted = set(np.unique(store.provenance()["doc"]).tolist())
+    out: dict[int, tuple[str, str]] = {}
+    for i, d in enumerate(iter_documents(cfg["corpus"], split=cfg["split"], domains=cfg["domains"])):
+        if i in wanted:
+            out[i] = (d.id, d.domain)
+            if len(out) == len(wanted):
+                break
+    return out
+
+
 def harvest_main(cfg: HarvestConfig, progress: bool = True) -> dict:
     """CLI entry: harvest, then a one-object summary (rank 0)."""
     m = harvest(cfg, progress=progress)
