@@ -16,6 +16,7 @@ def harvest_cmd(
     tokens: int = typer.Option(100_000, help="Activations to store."),
     out: Path = typer.Option(..., help="Store directory (rerun the same command to resume)."),
     corpus: str = typer.Option("embedded", help="'embedded' or a local .txt/.jsonl/.parquet file or directory."),
+    split: str = typer.Option("train", help="Corpus split: train | val (local corpora are hash-split, ~2% val)."),
     domains: str = typer.Option(None, help="Comma-separated domains to keep."),
     seq_len: int = typer.Option(512, help="Truncate documents to this many tokens."),
     batch: int = typer.Option(16, help="Documents per forward pass."),
@@ -32,7 +33,7 @@ def harvest_cmd(
     from lmlab.config import print_dry_run
 
     cfg = HarvestConfig(model=model, layer=layer, tokens=tokens, out=str(out),
-                        corpus=None if corpus == "embedded" else corpus,
+                        corpus=None if corpus == "embedded" else corpus, split=split,
                         domains=domains.split(",") if domains else None, seq_len=seq_len, batch=batch,
                         dtype=dtype, shard_size=shard_size, device=device)  # type: ignore[arg-type]
     if dry_run:

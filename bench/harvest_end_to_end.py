@@ -1,0 +1,124 @@
+"""End-to-end harvest: documents in, stored layer-L activations out — lmlab's harvester vs an nnsight loop.
+
+bench/harvest_throughput.py compares the *read* of the residual on identical padded batches. A researcher's
+real job is "these documents -> activations on disk", where batching is the tool's choice. Here, in one
+process, on the same documents of the embedded corpus (SmolLM2-135M-Instruct, layer 15, seq 256, 8 docs per
+forward), we time:
+  lmlab         `lmlab.acts.harvest(...)`: BOS handling, length-bucketed blocks, forward stopped after block L,
+                bf16 shards + provenance + float64 stats + sha256 written to a store (model load included).
+  nnsight       the documented nnsight loop: documents in corpus order, 8 per `lm.trace(...)`, right padding,
+                `model.layers[L].output.save()` (full forward), non-pad rows gathered and np.save'd.
+  nnsight_stop  the same with `tracer.stop()` after the save (nnsight's best effort).
+Rows counted = stored activations (lmlab excludes special tokens, so it stores slightly fewer: the ratio uses
+rows/s, which favours the anchors). Methods alternate (lmlab, nnsight, nnsight_stop) for --repeats rounds.
+
+Run: python bench/harvest_end_to_end.py --out bench/results          (needs the `bench` extra: nnsight)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lmlab.io import write_json
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--out", required=True, help="directory for harvest_end_to_end.json")
+    p.add_argument("--docs", type=int, default=400, help="first N documents of the embedded train split")
+    p.add_argument("--layer", type=int, default=15)
+    p.add_argument("--seq", type=int, default=256)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--dtype", default="bf16", choices=["bf16", "fp32"])
+    p.add_argument("--repeats", type=int, default=2)
+    return p.parse_args(argv)
+
+
+def corpus_file(n: int, where: Path) -> tuple[Path, list[str]]:
+    """The first n embedded train documents as a JSONL corpus (so both tools read the very same texts)."""
+    from lmlab.data.corpus import iter_documents
+
+    docs = []
+    for d in iter_documents(None, split="train"):
+        docs.append(d)
+        if len(docs) == n:
+            break
+    path = where / "docs.jsonl"
+    path.write_text("".join(json.dumps({"text": d.text, "domain": d.domain}) + "\n" for d in docs))
+    # a local corpus is hash-split like the embedded one (~2% held out): give nnsight exactly the docs lmlab reads
+    return path, [d.text for d in iter_documents(str(path), split="train")]
+
+
+def run_lmlab(args, corpus: Path, where: Path, k: int) -> tuple[int, float]:
+    from lmlab.acts import harvest
+    from lmlab.acts.store import ActivationStore
+
+    out = where / f"lmlab-{k}"
+    t = time.perf_counter()
+    harvest(model="smollm2", layer=args.layer, tokens=10**9, out=str(out), corpus=str(corpus), seq_len=args.seq,
+            batch=args.batch, dtype=args.dtype, device="cpu", progress=False)
+    return len(ActivationStore.open(out)), time.perf_counter() - t
+
+
+def run_nnsight(lm, tok, texts: list[str], args, where: Path, k: int, stop: bool) -> tuple[int, float]:
+    t = time.perf_counter()
+    rows = []
+    for s in range(0, len(texts), args.batch):
+        enc = tok(texts[s:s + args.batch], return_tensors="pt", padding=True, truncation=True, max_length=args.seq)
+        with torch.inference_mode(), lm.trace(enc["input_ids"], attention_mask=enc["attention_mask"]) as tracer:
+            h = lm.model.layers[args.layer].output
+            h = (h[0] if isinstance(h, tuple) else h).save()
+            if stop:
+                tracer.stop()
+        h = h.value if hasattr(h, "value") else h
+        rows.append(h[enc["attention_mask"].bool()].to(torch.bfloat16 if args.dtype == "bf16" else torch.float32))
+    acts = torch.cat(rows)
+    np.save(where / f"nnsight-{k}-{stop}.npy", acts.view(torch.int16).numpy() if args.dtype == "bf16" else acts.numpy())
+    return acts.shape[0], time.perf_counter() - t
+
+
+def main(argv=None) -> int:
+    from nnsight import LanguageModel
+
+    from lmlab.models import load_causal_lm
+
+    args = parse_args(argv)
+    torch.set_num_threads(torch.get_num_threads())
+    with tempfile.TemporaryDirectory() as tmp:
+        where = Path(tmp)
+        corpus, texts = corpus_file(args.docs, where)
+        hf, tok = load_causal_lm("smollm2", dtype="bfloat16" if args.dtype == "bf16" else "float32")
+        tok.padding_side = "right"
+        lm = LanguageModel(hf, tokenizer=tok)
+        results: dict[str, list[tuple[int, float]]] = {"lmlab": [], "nnsight": [], "nnsight_stop": []}
+        for k in range(args.repeats):
+            results["lmlab"].append(run_lmlab(args, corpus, where, k))
+            results["nnsight"].append(run_nnsight(lm, tok, texts, args, where, k, stop=False))
+            results["nnsight_stop"].append(run_nnsight(lm, tok, texts, args, where, k, stop=True))
+            print(f"round {k}: " + ", ".join(f"{m} {r[-1][0] / r[-1][1]:,.0f} rows/s" for m, r in results.items()),
+                  flush=True)
+    summary = {m: {"rows": r[0][0], "rows_per_sec": [n / s for n, s in r],
+                   "median_rows_per_sec": statistics.median(n / s for n, s in r)} for m, r in results.items()}
+    for m in ("nnsight", "nnsight_stop"):
+        summary[m]["lmlab_ratio"] = summary["lmlab"]["median_rows_per_sec"] / summary[m]["median_rows_per_sec"]
+    record = {"command": " ".join(["python", *sys.argv]), "args": vars(args), "torch": torch.__version__,
+              "threads": torch.get_num_threads(), "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+              "results": summary}
+    write_json(Path(args.out) / "harvest_end_to_end.json", record)
+    for m, r in summary.items():
+        ratio = f"lmlab {r['lmlab_ratio']:.2f}x" if "lmlab_ratio" in r else ""
+        print(f"{m:13s} {r['rows']:>7,d} rows  {r['median_rows_per_sec']:>8,.0f} rows/s  {ratio}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
