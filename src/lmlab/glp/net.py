@@ -1,0 +1,147 @@
+"""The GLP denoiser (Luo et al. 2026, "Learning a Generative Meta-Model of LLM Activations", §2) and the
+normalising wrapper around it, kept separate as in EDM (Karras et al. 2022): the raw network works in
+z-scored space; `GLP` takes and returns raw activations.
+
+Denoiser (single token, unconditional; parameter names as in the official checkpoints so they load as-is):
+    x = in_proj(a)                                        # d_in -> d_model
+    e = time_embed(sinusoid(1000 * sigma))                # Linear-SiLU-Linear; [cos, sin] halves, period 1e4
+    (multi-layer) e += layer_embed(sinusoid(layer / (n_llm_layers - 1)))
+    n_layers x:  x = x + down(SiLU(gate(LN x) * time_proj(e)) * up(LN x))      # multiplicative time gate
+    out = out_proj(ln(x))                                 # d_model -> d_in
+Defaults d_model = 2 d_in, d_mlp = 4 d_in (the paper: width relative to the input was critical).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from lmlab.errors import ConfigError, DataError
+
+
+@dataclass
+class DenoiserConfig:
+    d_in: int = 576
+    """Activation width (the LLM's d_model)."""
+    d_model: int | None = None
+    """Residual width of the denoiser (None: 2 d_in)."""
+    d_mlp: int | None = None
+    """SwiGLU hidden width (None: 4 d_in)."""
+    n_layers: int = 3
+    """Residual blocks: the depth knob of the paper's scaling family."""
+    n_llm_layers: int | None = None
+    """Multi-layer prior: number of LLM layers to condition on (None: single-layer, unconditional)."""
+
+    def __post_init__(self):
+        self.d_model = self.d_model or 2 * self.d_in
+        self.d_mlp = self.d_mlp or 4 * self.d_in
+        if self.d_model % 2 or min(self.d_in, self.n_layers) < 1:
+            raise ConfigError(f"bad denoiser shape d_in={self.d_in} d_model={self.d_model} n_layers={self.n_layers}",
+                              "d_model must be even; d_in and n_layers >= 1")
+
+
+def n_params(cfg: DenoiserConfig) -> int:
+    """Closed-form parameter count (every Linear and LayerNorm has a bias)."""
+    d, m, h = cfg.d_in, cfg.d_model, cfg.d_mlp
+    embed = 2 * (m * m + m) * (2 if cfg.n_llm_layers else 1)
+    block = 2 * m + 3 * (m * h + h) + (h * m + m)
+    return (d * m + m) + embed + cfg.n_layers * block + 2 * m + (m * d + d)
+
+
+def sinusoid(t: torch.Tensor, dim: int, max_period: float = 1e4) -> torch.Tensor:
+    """DiT-style embedding of scalars t (B,) -> (B, dim): [cos(t f), sin(t f)], f geometric down to 1/max_period."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
+    args = t.float()[:, None] * freqs[None]
+    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+
+
+def _mlp(m: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(m, m), nn.SiLU(), nn.Linear(m, m))
+
+
+class Block(nn.Module):
+    def __init__(self, m: int, h: int):
+        super().__init__()
+        self.ln = nn.LayerNorm(m)
+        self.gate_proj, self.up_proj, self.time_proj = nn.Linear(m, h), nn.Linear(m, h), nn.Linear(m, h)
+        self.down_proj = nn.Linear(h, m)
+
+    def forward(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        r = self.ln(x)
+        return x + self.down_proj(F.silu(self.gate_proj(r) * self.time_proj(e)) * self.up_proj(r))
+
+
+class Denoiser(nn.Module):
+    """Velocity prediction v(x_t, sigma) for single activations. x: (B, d_in), sigma: (B,) in [0, 1]."""
+
+    def __init__(self, cfg: DenoiserConfig):
+        super().__init__()
+        self.cfg = cfg
+        m = cfg.d_model
+        self.in_proj = nn.Linear(cfg.d_in, m)
+        self.time_embed = _mlp(m)
+        self.layer_embed = _mlp(m) if cfg.n_llm_layers else None
+        self.layers = nn.ModuleList(Block(m, cfg.d_mlp) for _ in range(cfg.n_layers))
+        self.ln = nn.LayerNorm(m)
+        self.out_proj = nn.Linear(m, cfg.d_in)
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor, layer: torch.Tensor | None = None) -> torch.Tensor:
+        m = self.cfg.d_model
+        sigma = sigma.expand(x.shape[0]) if sigma.dim() == 0 else sigma
+        e = self.time_embed(sinusoid(1000.0 * sigma, m).to(x.dtype))  # the network sees the timestep 1000 sigma
+        if self.layer_embed is not None:
+            if layer is None:
+                raise ValueError("a multi-layer denoiser needs the layer index")
+            pos = layer.float() / max(1, self.cfg.n_llm_layers - 1)
+            e = e + self.layer_embed(sinusoid(pos.expand(x.shape[0]), m).to(x.dtype))
+        h = self.in_proj(x)
+        for block in self.layers:
+            h = block(h, e)
+        return self.out_proj(self.ln(h))
+
+    def summary(self) -> str:
+        n = sum(p.numel() for p in self.parameters())
+        return f"GLP denoiser: {n / 1e6:.2f}M params ({self.cfg.n_layers} blocks, d_model {self.cfg.d_model})"
+
+
+class Normalizer(nn.Module):
+    """Per-dimension z-score from the activation store's statistics, with an epsilon (the official
+    Normalizer has none: a constant dimension divides by zero)."""
+
+    def __init__(self, mean: torch.Tensor, var: torch.Tensor, eps: float = 1e-6):
+        super().__init__()
+        if not (torch.isfinite(mean).all() and torch.isfinite(var).all()) or (var < 0).any():
+            raise DataError("activation statistics contain NaN/inf or negative variance", "re-harvest the store")
+        self.register_buffer("mean", mean.float().clone())
+        self.register_buffer("std", (var.float() + eps).sqrt())
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
+
+    def denormalize(self, z: torch.Tensor) -> torch.Tensor:
+        return z * self.std.to(z.dtype) + self.mean.to(z.dtype)
+
+
+class GLP(nn.Module):
+    """Denoiser + normaliser. `velocity` works in z-space; `encode`/`decode` convert raw activations."""
+
+    def __init__(self, net: Denoiser, normalizer: Normalizer):
+        super().__init__()
+        if normalizer.mean.numel() != net.cfg.d_in:
+            raise DataError(f"store statistics have d={normalizer.mean.numel()}, the denoiser expects "
+                            f"d_in={net.cfg.d_in}", "train the GLP on a store of the same model and layer")
+        self.net, self.normalizer = net, normalizer
+
+    def forward(self, z: torch.Tensor, sigma: torch.Tensor, layer: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(z, sigma, layer)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.normalizer.normalize(x)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.normalizer.denormalize(z)
