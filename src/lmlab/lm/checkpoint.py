@@ -46,7 +46,7 @@ def clean_stale(run_dir: Path) -> None:
 
 
 def _write(tmp: Path, model, optim: torch.optim.Optimizer, state: dict) -> None:
-    save_safetensors(tmp / "model.safetensors", model.export_state())
+    save_safetensors(tmp / "model.safetensors", _export(model))
     save_safetensors(tmp / "optim.safetensors", _optim_tensors(optim))
     rng = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
@@ -69,7 +69,8 @@ def load(ckpt: Path, model, optim: torch.optim.Optimizer) -> dict:
     """Restore model, optimizer and RNG states in place; return state.json."""
     from safetensors.torch import load_file
 
-    model.import_state(load_file(ckpt / "model.safetensors"))
+    sd = load_file(ckpt / "model.safetensors")
+    model.import_state(sd) if hasattr(model, "import_state") else model.load_state_dict(sd)
     _load_optim(optim, load_file(ckpt / "optim.safetensors"))
     rng = load_file(ckpt / "rng.safetensors")
     torch.set_rng_state(rng["torch"])
@@ -80,6 +81,11 @@ def load(ckpt: Path, model, optim: torch.optim.Optimizer) -> dict:
     random.setstate((v, tuple(internal), gauss))
     np.random.set_state(state["numpy_rng"])
     return state
+
+
+def _export(model) -> dict[str, torch.Tensor]:
+    """GPT.export_state (a tied head stored once) when the model has it, else the plain state_dict."""
+    return model.export_state() if hasattr(model, "export_state") else model.state_dict()
 
 
 def _optim_tensors(optim: torch.optim.Optimizer) -> dict[str, torch.Tensor]:

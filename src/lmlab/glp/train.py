@@ -1,0 +1,279 @@
+"""Train a GLP denoiser on an activation store (GLP §2.3 recipe, scaled for CPU budgets by the presets).
+
+Data: the store's rows minus a held-out set (every row of documents with doc index % 50 == 49: ~2% of the
+documents, so held-out rows come from many documents), z-scored with the store's statistics. The batch of
+step s is a pure function of (seed, s): epoch e = s // steps_per_epoch draws one permutation of the train rows
+from default_rng([seed, e]) and step s takes the next global batch of it — no row twice in an epoch, exact
+resume from a checkpoint, and K torchrun ranks take disjoint slices of the same global batch (DDP).
+Optimiser: AdamW, linear warmup over `warmup_frac` of the steps then cosine to `min_lr_ratio`, global-norm
+clipping, bf16 autocast with fp32 master weights, optional EMA of the weights (not in the paper).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from lmlab import dist
+from lmlab.config import check_literal, from_dict, preset
+from lmlab.errors import ConfigError, DataError, NonFiniteLoss, ResumeMismatch
+from lmlab.glp.flow import fm_loss, sample_sigma
+from lmlab.glp.net import GLP, Denoiser, DenoiserConfig, Normalizer
+from lmlab.io import append_jsonl, read_json, write_json
+
+HELD_OUT_MOD = 50
+
+
+@dataclass
+class GLPTrainConfig:
+    net: DenoiserConfig = field(default_factory=DenoiserConfig)
+    """Denoiser shape (d_in is taken from the store)."""
+    store: str = ""
+    """Activation store directory (lmlab acts harvest)."""
+    batch_size: int = 1024
+    """Global activations per optimizer step."""
+    max_steps: int = 1000
+    """Optimizer steps."""
+    lr: float = 1e-3
+    """Peak LR (the paper's 5e-5 is tuned for 244k steps; short CPU runs want ~1e-3: glp_cpu_baseline.md)."""
+    warmup_frac: float = 0.01
+    """Linear warmup as a fraction of max_steps (paper: 1%)."""
+    min_lr_ratio: float = 0.1
+    """Cosine floor (paper: 10% of peak)."""
+    weight_decay: float = 0.01
+    """AdamW weight decay (paper: torch default 0.01)."""
+    grad_clip: float = 1.0
+    """Global gradient-norm clip (paper: 1.0)."""
+    sigma: Literal["uniform", "logit_normal"] = "uniform"
+    """Training noise-level distribution (paper: uniform)."""
+    dtype: Literal["fp32", "bf16"] = "bf16"
+    """bf16 autocast with fp32 master weights (paper), or fp32."""
+    ema: float | None = None
+    """EMA decay of the weights (None: off, as in the paper)."""
+    seed: int = 0
+    """Seeds init, batches and noise."""
+    log_every: int = 10
+    """Steps between metrics rows."""
+    ckpt_every: int = 200
+    """Steps between resume checkpoints (evaluations and runs.csv rows come at log-spaced steps)."""
+    eval_rows: int = 4096
+    """Held-out rows in each evaluation (fixed noise seed)."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """auto = cuda when available."""
+
+    def __post_init__(self):
+        if isinstance(self.net, dict):
+            self.net = from_dict(DenoiserConfig, self.net)
+        check_literal(self)
+        if min(self.batch_size, self.max_steps) < 1:
+            raise ConfigError("batch_size and max_steps must be >= 1", "fix the config")
+
+
+@preset("glp")
+def tiny() -> GLPTrainConfig:
+    """CI-sized GLP: seconds on a CPU."""
+    return GLPTrainConfig(net=DenoiserConfig(n_layers=1, d_model=128, d_mlp=256), batch_size=256, max_steps=40,
+                          log_every=5, eval_rows=512)
+
+
+def _smollm2(depth: int) -> GLPTrainConfig:
+    return GLPTrainConfig(net=DenoiserConfig(d_in=576, n_layers=depth), batch_size=1024, max_steps=2000)
+
+
+@preset("glp", "smollm2-d3")
+def smollm2_d3() -> GLPTrainConfig:
+    """The paper's widths (d_model 2d, d_mlp 4d) at SmolLM2's d=576, depth 3."""
+    return _smollm2(3)
+
+
+@preset("glp", "smollm2-d6")
+def smollm2_d6() -> GLPTrainConfig:
+    return _smollm2(6)
+
+
+@preset("glp", "smollm2-d12")
+def smollm2_d12() -> GLPTrainConfig:
+    return _smollm2(12)
+
+
+def checkpoint_steps(max_steps: int, per_decade: int = 4) -> list[int]:
+    """Log-spaced checkpoint steps (they feed the loss-vs-compute fit), always including max_steps."""
+    pts = {int(round(10 ** (k / per_decade))) for k in range(int(per_decade * math.log10(max_steps)) + 1)}
+    return sorted(s for s in pts | {max_steps} if 1 <= s <= max_steps)
+
+
+def lr_at(cfg: GLPTrainConfig, step: int) -> float:
+    warm = max(1, int(cfg.warmup_frac * cfg.max_steps))
+    if step < warm:
+        return cfg.lr * (0.01 + 0.99 * (step + 1) / warm)  # paper: warmup factor 0.01 -> 1
+    frac = (step - warm) / max(1, cfg.max_steps - warm)
+    lo = cfg.lr * cfg.min_lr_ratio
+    return lo + 0.5 * (cfg.lr - lo) * (1 + math.cos(math.pi * min(1.0, frac)))
+
+
+def split_rows(store) -> tuple[np.ndarray, np.ndarray]:
+    """(train row indices, held-out row indices): held out = documents with index % 50 == 49."""
+    held = store.provenance()["doc"] % HELD_OUT_MOD == HELD_OUT_MOD - 1
+    return np.nonzero(~held)[0], np.nonzero(held)[0]
+
+
+def batch_rows(train_rows: np.ndarray, cfg: GLPTrainConfig, step: int, rank: int = 0, world: int = 1) -> np.ndarray:
+    """This rank's rows of the global batch of `step` (pure function of seed and step)."""
+    per_epoch = len(train_rows) // cfg.batch_size
+    if per_epoch < 1:
+        raise DataError(f"the store has {len(train_rows)} training rows, fewer than one batch of {cfg.batch_size}",
+                        "harvest more activations or lower batch_size")
+    epoch, k = divmod(step, per_epoch)
+    perm = np.random.default_rng([cfg.seed, epoch]).permutation(len(train_rows))
+    rows = train_rows[perm[k * cfg.batch_size:(k + 1) * cfg.batch_size]]
+    return rows[rank::world]
+
+
+def _noise(cfg: GLPTrainConfig, step: int, shape: tuple[int, int], rank: int, world: int):
+    """Noise and sigmas of the global batch of `step`, this rank's slice (so K ranks = 1 process)."""
+    g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+    sigma = sample_sigma(shape[0] * world, cfg.sigma, generator=g)
+    eps = torch.randn(shape[0] * world, shape[1], generator=g)
+    return sigma[rank::world], eps[rank::world]
+
+
+def _heldout(store, held: np.ndarray, cfg: GLPTrainConfig, glp: GLP, device):
+    """Fixed held-out rows, noise and sigmas (seeded once): the eval loss is comparable across checkpoints."""
+    rng = np.random.default_rng([cfg.seed, 12345])
+    rows = np.sort(rng.choice(held, size=min(len(held), cfg.eval_rows), replace=False))
+    g = torch.Generator().manual_seed(12345)
+    z = glp.encode(store.get(rows).to(device))
+    return z, sample_sigma(len(rows), cfg.sigma, generator=g).to(device), torch.randn(z.shape, generator=g).to(device)
+
+
+@torch.no_grad()
+def heldout_loss(glp: GLP, ev) -> float:
+    z, sigma, eps = ev
+    return sum(fm_loss(glp, z[i:i + 1024], sigma[i:i + 1024], eps[i:i + 1024]).item() * len(z[i:i + 1024])
+               for i in range(0, len(z), 1024)) / len(z)
+
+
+def _build(cfg: GLPTrainConfig, store, device) -> tuple[GLP, torch.optim.AdamW]:
+    if cfg.net.d_in != store.d_model:
+        raise DataError(f"the store holds d={store.d_model} activations, the GLP expects d_in={cfg.net.d_in}",
+                        f"use --set net.d_in={store.d_model} (or a store of the matching model/layer)")
+    torch.manual_seed(cfg.seed)
+    st = store.stats
+    glp = GLP(Denoiser(cfg.net), Normalizer(st["mean"], st["var"])).to(device)
+    opt = torch.optim.AdamW(glp.net.parameters(), lr=cfg.lr, betas=(0.9, 0.999), weight_decay=cfg.weight_decay)
+    return glp, opt
+
+
+def _step(cfg, model, glp, opt, store, train_rows, step, rank, world, device) -> float:
+    rows = batch_rows(train_rows, cfg, step, rank, world)
+    x = store.get(rows).to(device)
+    if not torch.isfinite(x).all():
+        raise DataError(f"NaN/inf in the activation batch of step {step + 1}", "verify/re-harvest the store")
+    sigma, eps = _noise(cfg, step, tuple(x.shape), rank, world)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.dtype == "bf16"):
+        loss = fm_loss(model, glp.encode(x), sigma.to(device), eps.to(device))
+    loss.backward()  # DDP averages the ranks' (equal-sized) mean losses' gradients: the global mean
+    lv = loss.detach().clone()
+    if world > 1:
+        torch.distributed.all_reduce(lv)
+        lv /= world
+    if not math.isfinite(lv.item()):
+        raise NonFiniteLoss(f"non-finite GLP loss at step {step + 1}", "lower lr or use dtype=fp32; resume from the checkpoint")
+    torch.nn.utils.clip_grad_norm_(glp.net.parameters(), cfg.grad_clip)
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    return lv.item()
+
+
+def train_glp(cfg: GLPTrainConfig, out: str | Path, resume: bool = False, progress: bool = True) -> dict:
+    """Train to cfg.max_steps; RUN/{config.json, metrics.jsonl, runs.csv, ckpt/, glp.safetensors, summary.json}."""
+    from lmlab.acts.store import ActivationStore
+    from lmlab.lm import checkpoint, runs
+    from lmlab.lm.train import _device, _progress
+
+    out, owns = Path(out), not dist.is_distributed()
+    device = _device(cfg.device)
+    dist.init(device.type)
+    rank, world = dist.rank(), dist.world_size()
+    if cfg.batch_size % world:
+        raise ConfigError(f"batch_size {cfg.batch_size} not divisible by {world} ranks", "adjust batch_size")
+    store = ActivationStore.open(cfg.store)
+    train_rows, held = split_rows(store)
+    glp, opt = _build(cfg, store, device)
+    start = _start(cfg, out, resume)
+    if start:
+        checkpoint.load(checkpoint.latest(out), glp.net, opt)
+    dist.print0(glp.net.summary())
+    model = glp
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        model = DDP(glp, device_ids=[device.index] if device.type == "cuda" else None)
+    ev, n = _heldout(store, held, cfg, glp, device), sum(p.numel() for p in glp.net.parameters())
+    evals, last = set(checkpoint_steps(cfg.max_steps)), {}
+    with _progress(progress and dist.is_main(), cfg.max_steps, start) as bar:
+        for step in range(start, cfg.max_steps):
+            for gr in opt.param_groups:
+                gr["lr"] = lr_at(cfg, step)
+            loss, done = _step(cfg, model, glp, opt, store, train_rows, step, rank, world, device), step + 1
+            row = {"step": done, "loss": loss, "lr": opt.param_groups[0]["lr"], "tokens_per_sec": 0.0, "mfu": 0.0}
+            if dist.is_main() and (done % cfg.log_every == 0 or done in evals):
+                append_jsonl(out / "metrics.jsonl", row)
+            if done in evals and dist.is_main():
+                last = {"step": done, "heldout_loss": heldout_loss(glp, ev), "activations": done * cfg.batch_size}
+                append_jsonl(out / "metrics.jsonl", {"step": done, "eval": last})
+                runs.append_row(out / "runs.csv", {"run": out.resolve().name, "step": done, "N": n, "D": done *
+                                cfg.batch_size, "C": 6 * n * done * cfg.batch_size, "loss": last["heldout_loss"],
+                                "train_loss": loss, "depth": cfg.net.n_layers})
+            if (done % cfg.ckpt_every == 0 or done == cfg.max_steps) and dist.is_main():
+                checkpoint.save(out, glp.net, opt, {"step": done})
+            dist.barrier()
+            bar(done, row)
+    summary = _finish(cfg, out, glp, n, last) if dist.is_main() else {}
+    dist.barrier()
+    if owns:
+        dist.cleanup()
+    return summary
+
+
+def _start(cfg: GLPTrainConfig, out: Path, resume: bool) -> int:
+    from lmlab.lm import checkpoint
+
+    ck = checkpoint.latest(out)
+    if not resume:
+        if ck is not None or (out / "summary.json").exists():
+            raise ResumeMismatch(f"{out} already holds a GLP run", "pass --resume to continue it, or a new --out")
+        if dist.is_main():
+            out.mkdir(parents=True, exist_ok=True)
+            write_json(out / "config.json", asdict(cfg))
+            (out / "metrics.jsonl").unlink(missing_ok=True)
+        dist.barrier()
+        return 0
+    if ck is None:
+        raise ResumeMismatch(f"--resume: {out} has no checkpoint", "drop --resume to start a new run there")
+    if read_json(out / "config.json") != asdict(cfg):
+        raise ResumeMismatch("--resume with another GLP config/preset", "resume with the saved config, or a new --out")
+    step = read_json(ck / "state.json")["step"]
+    if dist.is_main():
+        from lmlab.lm import runs
+        from lmlab.lm.train import _truncate_metrics
+
+        _truncate_metrics(out / "metrics.jsonl", step)
+        runs.drop_after(out / "runs.csv", out.resolve().name, step)
+    dist.barrier()
+    return step
+
+
+def _finish(cfg: GLPTrainConfig, out: Path, glp: GLP, n: int, last: dict) -> dict:
+    from lmlab.io import save_safetensors
+
+    save_safetensors(out / "glp.safetensors", glp.state_dict())
+    summary = {"params": n, "steps": cfg.max_steps, "activations": cfg.max_steps * cfg.batch_size,
+               "final_eval": last, "store": cfg.store}
+    write_json(out / "summary.json", summary)
+    return summary
