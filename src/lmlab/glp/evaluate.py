@@ -1,0 +1,116 @@
+"""Sample-quality metrics for a GLP: held-out diffusion loss, Fréchet distance (FD) against held-out real
+activations, and a classifier two-sample test.
+
+FD (Heusel et al. 2017) compares Gaussian fits only: a Gaussian N(mu, Sigma) of the training activations sits
+at the FD floor by construction yet a small MLP separates it from real activations ~93% of the time
+(glp_cpu_baseline.md). So every FD comes with the held-out accuracy of a classifier trained to tell the set
+from real data (Lopez-Paz & Oquab 2017; 0.5 = indistinguishable), and with two references: the floor
+(training rows vs held-out rows) and the Gaussian baseline. Real references are drawn at random positions
+from many documents (the held-out documents of glp/train.py), never contiguous positions of a few.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lmlab.glp.flow import get_sigmas, sample_euler
+from lmlab.glp.net import GLP, Denoiser, DenoiserConfig, Normalizer
+
+
+def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
+    """|mu_a - mu_b|^2 + tr(Ca + Cb - 2 (Ca^1/2 Cb Ca^1/2)^1/2), in float64 via symmetric eigendecompositions."""
+    a, b = a.double(), b.double()
+    mu = a.mean(0) - b.mean(0)
+    ca, cb = torch.cov(a.T), torch.cov(b.T)
+    w, v = torch.linalg.eigh(ca)
+    s = (v * w.clamp_min(0).sqrt()) @ v.T  # Ca^1/2
+    cross = torch.linalg.eigvalsh(s @ cb @ s).clamp_min(0).sqrt().sum()
+    return float(mu @ mu + torch.trace(ca) + torch.trace(cb) - 2 * cross)
+
+
+def classifier_accuracy(real: torch.Tensor, other: torch.Tensor, seed: int = 0, epochs: int = 30) -> float:
+    """Held-out accuracy of an MLP (d -> 512 -> 1, z-scored with the real set's statistics) telling `other`
+    from `real`; 80/20 split of each set, balanced."""
+    g = torch.Generator().manual_seed(seed)
+    n = min(len(real), len(other))
+    mean, std = real.mean(0), real.std(0).clamp_min(1e-6)
+    x = torch.cat([(real[:n] - mean) / std, (other[:n] - mean) / std]).float()
+    y = torch.cat([torch.zeros(n), torch.ones(n)])
+    perm = torch.randperm(2 * n, generator=g)
+    cut = int(0.8 * 2 * n)
+    tr, te = perm[:cut], perm[cut:]
+    torch.manual_seed(seed)
+    clf = torch.nn.Sequential(torch.nn.Linear(x.shape[1], 512), torch.nn.ReLU(), torch.nn.Linear(512, 1))
+    opt = torch.optim.Adam(clf.parameters(), lr=1e-3)
+    for _ in range(epochs):
+        order = tr[torch.randperm(len(tr), generator=g)]
+        for i in range(0, len(order), 256):
+            idx = order[i:i + 256]
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(clf(x[idx]).squeeze(1), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    with torch.no_grad():
+        return float(((clf(x[te]).squeeze(1) > 0).float() == y[te]).float().mean())
+
+
+@torch.no_grad()
+def generate(glp: GLP, n: int, steps: int, seed: int = 0, batch: int = 4096) -> torch.Tensor:
+    """n raw activations sampled from noise with `steps` Euler steps on the paper's grid."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for i in range(0, n, batch):
+        z = torch.randn(min(batch, n - i), glp.net.cfg.d_in, generator=g)
+        out.append(glp.decode(sample_euler(glp, z, get_sigmas(steps))))
+    return torch.cat(out)
+
+
+def gaussian_baseline(x: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
+    """n samples of N(mean, cov) fitted to x (the moment-matched baseline FD cannot see past)."""
+    g = torch.Generator().manual_seed(seed)
+    mu, cov = x.double().mean(0), torch.cov(x.double().T)
+    w, v = torch.linalg.eigh(cov)
+    z = torch.randn(n, x.shape[1], generator=g, dtype=torch.float64)
+    return (mu + (z * w.clamp_min(0).sqrt()) @ v.T).float()
+
+
+def load_glp(run_dir: str | Path) -> GLP:
+    """A trained GLP from an lmlab run directory (config.json + glp.safetensors)."""
+    from safetensors.torch import load_file
+
+    from lmlab.io import read_json
+
+    cfg = read_json(Path(run_dir) / "config.json")
+    sd = load_file(Path(run_dir) / "glp.safetensors")
+    net = Denoiser(DenoiserConfig(**cfg["net"]))
+    glp = GLP(net, Normalizer(sd["normalizer.mean"], sd["normalizer.std"] ** 2, eps=0.0))
+    glp.load_state_dict(sd)
+    return glp.eval()
+
+
+def evaluate(run_dir: str | Path, store_path: str | Path, n: int = 4000, steps: tuple[int, ...] = (1, 4, 20),
+             seed: int = 0) -> dict:
+    """FD and classifier accuracy of GLP samples (per step count), the floor and the Gaussian baseline,
+    all against held-out real activations; plus the held-out diffusion loss."""
+    from lmlab.acts.store import ActivationStore
+    from lmlab.glp.train import GLPTrainConfig, _heldout, heldout_loss, split_rows
+
+    store, glp = ActivationStore.open(store_path), load_glp(run_dir)
+    train, held = split_rows(store)
+    rng = np.random.default_rng([seed, 7])
+    real = store.get(np.sort(rng.choice(held, size=min(n, len(held)), replace=False)))
+    ref = store.get(np.sort(rng.choice(train, size=min(n, len(train)), replace=False)))
+    from lmlab.io import read_json
+
+    cfg = GLPTrainConfig(**read_json(Path(run_dir) / "config.json"))
+    out = {"n_real": len(real), "heldout_loss": heldout_loss(glp, _heldout(store, held, cfg, glp, torch.device("cpu"))),
+           "floor": {"fd": frechet_distance(ref, real), "acc": classifier_accuracy(real, ref, seed)}}
+    gauss = gaussian_baseline(store.get(train[: min(len(train), 50_000)]), len(real), seed)
+    out["gaussian"] = {"fd": frechet_distance(gauss, real), "acc": classifier_accuracy(real, gauss, seed)}
+    for k in steps:
+        fake = generate(glp, len(real), k, seed)
+        out[f"glp_{k}step"] = {"fd": frechet_distance(fake, real), "acc": classifier_accuracy(real, fake, seed)}
+    return out
