@@ -49,3 +49,19 @@ def eval_cmd(
 
     out = evaluate(glp, store, n=n, steps=tuple(int(s) for s in steps.split(",")))
     print(json.dumps(out) if json_ else json.dumps(out, indent=2))
+
+
+@app.command("delta-lm")
+def delta_lm_cmd(
+    glp: Path = typer.Option(..., "--glp", help="GLP run directory."),
+    store: Path = typer.Option(..., help="The activation store it was trained on (gives model, layer, stats)."),
+    n_docs: int = typer.Option(200, help="Held-out documents (corpus val split)."),
+    seq_len: int = typer.Option(128, help="Tokens per document."),
+    sigma_start: float = typer.Option(0.5, help="Noise level the reconstructions start from."),
+) -> None:
+    """ΔLM: LM loss increase when layer-L residuals are replaced by GLP / Gaussian-prior / mean reconstructions."""
+    import json
+
+    from lmlab.glp.evaluate import delta_lm, load_glp
+
+    print(json.dumps(delta_lm(load_glp(glp), store, n_docs=n_docs, seq_len=seq_len, sigma_start=sigma_start)))
