@@ -65,3 +65,20 @@ def delta_lm_cmd(
     from lmlab.glp.evaluate import delta_lm, load_glp
 
     print(json.dumps(delta_lm(load_glp(glp), store, n_docs=n_docs, seq_len=seq_len, sigma_start=sigma_start)))
+
+
+@app.command("sweep")
+def sweep_cmd(
+    store: Path = typer.Option(..., help="Activation store."),
+    out: Path = typer.Option(..., help="Sweep directory: d<k>/ runs, runs.csv, scaling_fit.json/png."),
+    depths: str = typer.Option("1,2,3", help="Comma-separated denoiser depths."),
+    preset: str = typer.Option("smollm2-d3", help="Base preset (depth is overridden)."),
+    set_: list[str] = typer.Option([], "--set", help="Overrides for every run, e.g. --set max_steps=500."),
+    progress: bool = typer.Option(True, help="Show progress bars."),
+) -> None:
+    """Train the depth family (resumable) and fit held-out loss vs compute, L(C) = E + A C^-alpha."""
+    import json
+
+    from lmlab.glp.sweep import sweep
+
+    print(json.dumps(sweep(str(store), out, [int(d) for d in depths.split(",")], preset, list(set_), progress)))

@@ -61,6 +61,8 @@ class GLPTrainConfig:
     """Steps between metrics rows."""
     ckpt_every: int = 200
     """Steps between resume checkpoints (evaluations and runs.csv rows come at log-spaced steps)."""
+    runs_csv: str | None = None
+    """runs.csv to append rows to (None: RUN/runs.csv); a sweep points all its runs at one file."""
     eval_rows: int = 4096
     """Held-out rows in each evaluation (fixed noise seed)."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -227,7 +229,7 @@ def train_glp(cfg: GLPTrainConfig, out: str | Path, resume: bool = False, progre
             if done in evals and dist.is_main():
                 last = {"step": done, "heldout_loss": heldout_loss(glp, ev), "activations": done * cfg.batch_size}
                 append_jsonl(out / "metrics.jsonl", {"step": done, "eval": last})
-                runs.append_row(out / "runs.csv", {"run": out.resolve().name, "step": done, "N": n, "D": done *
+                runs.append_row(Path(cfg.runs_csv or out / "runs.csv"), {"run": out.resolve().name, "step": done, "N": n, "D": done *
                                 cfg.batch_size, "C": 6 * n * done * cfg.batch_size, "loss": last["heldout_loss"],
                                 "train_loss": loss, "depth": cfg.net.n_layers})
             if (done % cfg.ckpt_every == 0 or done == cfg.max_steps) and dist.is_main():
@@ -264,7 +266,7 @@ def _start(cfg: GLPTrainConfig, out: Path, resume: bool) -> int:
         from lmlab.lm.train import _truncate_metrics
 
         _truncate_metrics(out / "metrics.jsonl", step)
-        runs.drop_after(out / "runs.csv", out.resolve().name, step)
+        runs.drop_after(Path(cfg.runs_csv or out / "runs.csv"), out.resolve().name, step)
     dist.barrier()
     return step
 
