@@ -71,9 +71,12 @@ class Block(nn.Module):
         self.gate_proj, self.up_proj, self.time_proj = nn.Linear(m, h), nn.Linear(m, h), nn.Linear(m, h)
         self.down_proj = nn.Linear(h, m)
 
-    def forward(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, e: torch.Tensor, inv: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, m); e (U, m) time embeddings of the U distinct noise levels, inv (B,) maps rows to them."""
         r = self.ln(x)
-        return x + self.down_proj(F.silu(self.gate_proj(r) * self.time_proj(e)) * self.up_proj(r))
+        t = self.time_proj(e)
+        t = t if inv is None else t.index_select(0, inv)  # backward: index_add (deterministic on CPU)
+        return x + self.down_proj(F.silu(self.gate_proj(r) * t) * self.up_proj(r))
 
 
 class Denoiser(nn.Module):
@@ -93,6 +96,12 @@ class Denoiser(nn.Module):
     def forward(self, x: torch.Tensor, sigma: torch.Tensor, layer: torch.Tensor | None = None) -> torch.Tensor:
         m = self.cfg.d_model
         sigma = sigma.expand(x.shape[0]) if sigma.dim() == 0 else sigma
+        inv = None
+        if self.layer_embed is None:
+            # the time MLP and every block's time_proj depend on sigma alone: compute them once per distinct
+            # sigma and gather (training draws from 1000 levels, a sampler step uses one) — exact, and it
+            # removes most of a quarter of each block's matmuls at batch sizes >> 1000
+            sigma, inv = torch.unique(sigma, return_inverse=True)
         e = self.time_embed(sinusoid(1000.0 * sigma, m).to(x.dtype))  # the network sees the timestep 1000 sigma
         if self.layer_embed is not None:
             if layer is None:
@@ -101,7 +110,7 @@ class Denoiser(nn.Module):
             e = e + self.layer_embed(sinusoid(pos.expand(x.shape[0]), m).to(x.dtype))
         h = self.in_proj(x)
         for block in self.layers:
-            h = block(h, e)
+            h = block(h, e, inv)
         return self.out_proj(self.ln(h))
 
     def summary(self) -> str:
