@@ -30,6 +30,7 @@ def demo_command(
         print_dry_run(plan.data, "demo: data")
         print_dry_run(plan.train, "demo: lm")
         print_dry_run(plan.acts, "demo: acts")
+        print_dry_run(plan.glp, "demo: glp")
         return
     summary = run_demo(out, quick=quick)
     print(json.dumps({"report": str(out / "report.html"), "seconds": summary["seconds"]}))
@@ -42,10 +43,14 @@ class Plan(NamedTuple):
     data: Any
     train: Any
     acts: Any
+    glp: Any
 
 
 def _plan(quick: bool, out: Path = Path("demo-out")) -> Plan:
+    import json
+
     from lmlab.acts.harvester import HarvestConfig
+    from lmlab.glp import train as _glp_train  # noqa: F401  (registers the glp presets)
     from lmlab.config import apply_overrides, get_preset
     from lmlab.data.prepare import DataConfig
     from lmlab.lm import train  # noqa: F401  (registers presets)
@@ -62,7 +67,10 @@ def _plan(quick: bool, out: Path = Path("demo-out")) -> Plan:
     cfg.data = str(out / "data")
     acts = HarvestConfig(model="smollm2", layer=15, tokens=5_000 if quick else 100_000, out=str(out / "acts"),
                          seq_len=256, batch=16, dtype="bf16")
-    return Plan(quick, data, cfg, acts)
+    glp = apply_overrides(get_preset("glp", "tiny" if quick else "smollm2-d3"),
+                          [f"store={json.dumps(acts.out)}"] + (["max_steps=30", "batch_size=128", "eval_rows=64"]
+                                                              if quick else ["max_steps=300", "ckpt_every=100"]))
+    return Plan(quick, data, cfg, acts, glp)
 
 
 def run_demo(out: Path, quick: bool = False) -> dict:
@@ -76,7 +84,7 @@ def run_demo(out: Path, quick: bool = False) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     plan = _plan(quick, out)
     sections, summary = [], {"quick": quick}
-    for stage in (_stage_data, _stage_lm, _stage_smollm2, _stage_acts):
+    for stage in (_stage_data, _stage_lm, _stage_smollm2, _stage_acts, _stage_glp):
         t = time.perf_counter()
         section, result = stage(out, plan)
         result["seconds"] = round(time.perf_counter() - t, 1)
@@ -195,3 +203,40 @@ def _stage_acts(out: Path, plan: Plan):
             "stored in bf16 shards with sha256 checksums, provenance and float64 running statistics.")
     return (Section("Activations: SmolLM2-135M residual stream", text=text, table=table, images=[str(png)]),
             {"store": cfg.out, "count": len(store), "mean_norm": store.stats["mean_norm"], "verify_ok": not problems})
+
+
+def _stage_glp(out: Path, plan: Plan):
+    """Train a GLP on the demo store; loss curve, PCA of real vs generated, FD / classifier table."""
+    import numpy as np
+    import torch
+
+    from lmlab.acts.store import ActivationStore
+    from lmlab.glp.evaluate import evaluate, generate, load_glp
+    from lmlab.glp.train import split_rows, train_glp
+    from lmlab.lm import checkpoint
+    from lmlab.report.html import Section
+    from lmlab.report.plots import loss_curve, pca_scatter
+
+    run = out / "glp"
+    if not (run / "summary.json").is_file():
+        train_glp(plan.glp, run, resume=checkpoint.latest(run) is not None)
+    n = 500 if plan.quick else 2000
+    ev = evaluate(run, plan.acts.out, n=n, steps=(1, 20))
+    store, glp = ActivationStore.open(plan.acts.out), load_glp(run)
+    _, held = split_rows(store)
+    real = store.get(np.sort(np.random.default_rng(0).choice(held, size=min(n, len(held)), replace=False)))
+    fake = generate(glp, len(real), 20, seed=1)
+    z = glp.encode(torch.cat([real, fake])).double().numpy()
+    keep = np.abs(z).max(1) < 50  # massive-activation rows would be the whole first PC (counted in acts)
+    labels = np.r_[np.zeros(len(real), int), np.ones(len(fake), int)]
+    pca = pca_scatter(z[keep], labels[keep], ["real (held-out docs)", "GLP, 20 Euler steps"], out / "glp_pca.png",
+                      title="GLP samples vs real activations (z-scored)")
+    curve = loss_curve(run / "metrics.jsonl", out / "glp_loss.png", title="GLP training loss")
+    table = {"params": sum(p.numel() for p in glp.parameters() if p.requires_grad), "held-out loss": ev["heldout_loss"],
+             **{f"FD · {k}": v["fd"] for k, v in ev.items() if isinstance(v, dict)},
+             **{f"classifier accuracy · {k}": v["acc"] for k, v in ev.items() if isinstance(v, dict)}}
+    text = ("A flow-matching denoiser trained on the stored activations (z-scored with the store's statistics). "
+            "FD compares Gaussian fits only, so each set also gets the held-out accuracy of a classifier telling "
+            "it from real activations (0.5 = indistinguishable); floor = training rows vs held-out rows.")
+    return Section("GLP: generative meta-model of the activations", text=text, table=table,
+                   images=[str(curve), str(pca)]), {"eval": ev}

@@ -36,9 +36,9 @@ def loss_curve(metrics_jsonl: str | Path, out_png: str | Path, title: str = "tra
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=110)
     if train:
         ax.plot(*zip(*train), lw=1, color="0.4", label="train")
-    for key in sorted({k for _, e in evals for k in e if k.startswith("loss_")}):
+    for key in sorted({k for _, e in evals for k in e if k.startswith("loss_") or k == "heldout_loss"}):
         pts = [(s, e[key]) for s, e in evals if key in e]
-        ax.plot(*zip(*pts), marker="o", ms=3, label=f"held-out {key.removeprefix('loss_')}")
+        ax.plot(*zip(*pts), marker="o", ms=3, label=f"held-out {key.removeprefix('loss_').removesuffix('_loss')}")
     ax.set(xlabel="step", ylabel="cross-entropy (nats/token)", title=title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
