@@ -233,7 +233,8 @@ def _stage_glp(out: Path, plan: Plan):
                       title="GLP samples vs real activations (z-scored)")
     curve = loss_curve(run / "metrics.jsonl", out / "glp_loss.png", title="GLP training loss")
     table = {"params": sum(p.numel() for p in glp.parameters() if p.requires_grad), "held-out loss": ev["heldout_loss"],
-             **{f"FD · {k}": v["fd"] for k, v in ev.items() if isinstance(v, dict)},
+             "held-out documents": ev["n_heldout_docs"],
+             **{f"FD (z-scored) · {k}": v["fd"] for k, v in ev.items() if isinstance(v, dict)},
              **{f"classifier accuracy · {k}": v["acc"] for k, v in ev.items() if isinstance(v, dict)}}
     text = ("A flow-matching denoiser trained on the stored activations (z-scored with the store's statistics). "
             "FD compares Gaussian fits only, so each set also gets the held-out accuracy of a classifier telling "

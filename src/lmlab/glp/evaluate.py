@@ -106,13 +106,18 @@ def evaluate(run_dir: str | Path, store_path: str | Path, n: int = 4000, steps: 
     from lmlab.io import read_json
 
     cfg = GLPTrainConfig(**read_json(Path(run_dir) / "config.json"))
-    out = {"n_real": len(real), "heldout_loss": heldout_loss(glp, _heldout(store, held, cfg, glp, torch.device("cpu"))),
-           "floor": {"fd": frechet_distance(ref, real), "acc": classifier_accuracy(real, ref, seed)}}
-    gauss = gaussian_baseline(store.get(train[: min(len(train), 50_000)]), len(real), seed)
-    out["gaussian"] = {"fd": frechet_distance(gauss, real), "acc": classifier_accuracy(real, gauss, seed)}
+    def score(x: torch.Tensor) -> dict:
+        # FD on z-scored activations (a few massive-activation dimensions dominate the raw FD), raw FD beside it
+        with torch.no_grad():
+            fd = frechet_distance(glp.encode(x), glp.encode(real))
+        return {"fd": fd, "fd_raw": frechet_distance(x, real), "acc": classifier_accuracy(real, x, seed)}
+
+    out = {"n_real": len(real), "n_heldout_docs": int(len(np.unique(store.provenance(held)["doc"]))),
+           "heldout_loss": heldout_loss(glp, _heldout(store, held, cfg, glp, torch.device("cpu"))),
+           "floor": score(ref)}
+    out["gaussian"] = score(gaussian_baseline(store.get(train[: min(len(train), 50_000)]), len(real), seed))
     for k in steps:
-        fake = generate(glp, len(real), k, seed)
-        out[f"glp_{k}step"] = {"fd": frechet_distance(fake, real), "acc": classifier_accuracy(real, fake, seed)}
+        out[f"glp_{k}step"] = score(generate(glp, len(real), k, seed))
     return out
 
 

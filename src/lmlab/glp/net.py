@@ -92,12 +92,14 @@ class Denoiser(nn.Module):
         self.layers = nn.ModuleList(Block(m, cfg.d_mlp) for _ in range(cfg.n_layers))
         self.ln = nn.LayerNorm(m)
         self.out_proj = nn.Linear(m, cfg.d_in)
+        self.dedup_time = True
+        """Compute the time path once per distinct sigma (False: per row, as the official code does)."""
 
     def forward(self, x: torch.Tensor, sigma: torch.Tensor, layer: torch.Tensor | None = None) -> torch.Tensor:
         m = self.cfg.d_model
         sigma = sigma.expand(x.shape[0]) if sigma.dim() == 0 else sigma
         inv = None
-        if self.layer_embed is None:
+        if self.layer_embed is None and self.dedup_time:
             # the time MLP and every block's time_proj depend on sigma alone: compute them once per distinct
             # sigma and gather (training draws from 1000 levels, a sampler step uses one) — exact, and it
             # removes most of a quarter of each block's matmuls at batch sizes >> 1000

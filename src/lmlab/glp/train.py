@@ -218,12 +218,18 @@ def train_glp(cfg: GLPTrainConfig, out: str | Path, resume: bool = False, progre
         model = DDP(glp, device_ids=[device.index] if device.type == "cuda" else None)
     ev, n = _heldout(store, held, cfg, glp, device), sum(p.numel() for p in glp.net.parameters())
     evals, last = set(checkpoint_steps(cfg.max_steps)), {}
+    from lmlab.lm.train import peak_flops
+
+    peak, clock = peak_flops(device, cfg.dtype) * world, __import__("time").perf_counter
     with _progress(progress and dist.is_main(), cfg.max_steps, start) as bar:
         for step in range(start, cfg.max_steps):
             for gr in opt.param_groups:
                 gr["lr"] = lr_at(cfg, step)
+            t0 = clock()
             loss, done = _step(cfg, model, glp, opt, store, train_rows, step, rank, world, device), step + 1
-            row = {"step": done, "loss": loss, "lr": opt.param_groups[0]["lr"], "tokens_per_sec": 0.0, "mfu": 0.0}
+            sps = cfg.batch_size / max(clock() - t0, 1e-9)  # activations (= tokens) per second
+            row = {"step": done, "loss": loss, "lr": opt.param_groups[0]["lr"], "tokens_per_sec": sps,
+                   "mfu": sps * 6 * n / peak}
             if dist.is_main() and (done % cfg.log_every == 0 or done in evals):
                 append_jsonl(out / "metrics.jsonl", row)
             if done in evals and dist.is_main():
