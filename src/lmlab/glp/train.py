@@ -12,6 +12,7 @@ clipping, bf16 autocast with fp32 master weights, optional EMA of the weights (n
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -220,14 +221,14 @@ def train_glp(cfg: GLPTrainConfig, out: str | Path, resume: bool = False, progre
     evals, last = set(checkpoint_steps(cfg.max_steps)), {}
     from lmlab.lm.train import peak_flops
 
-    peak, clock = peak_flops(device, cfg.dtype) * world, __import__("time").perf_counter
+    peak = peak_flops(device, cfg.dtype) * world
     with _progress(progress and dist.is_main(), cfg.max_steps, start) as bar:
         for step in range(start, cfg.max_steps):
             for gr in opt.param_groups:
                 gr["lr"] = lr_at(cfg, step)
-            t0 = clock()
+            t0 = time.perf_counter()
             loss, done = _step(cfg, model, glp, opt, store, train_rows, step, rank, world, device), step + 1
-            sps = cfg.batch_size / max(clock() - t0, 1e-9)  # activations (= tokens) per second
+            sps = cfg.batch_size / max(time.perf_counter() - t0, 1e-9)  # activations (= tokens) per second
             row = {"step": done, "loss": loss, "lr": opt.param_groups[0]["lr"], "tokens_per_sec": sps,
                    "mfu": sps * 6 * n / peak}
             if dist.is_main() and (done % cfg.log_every == 0 or done in evals):

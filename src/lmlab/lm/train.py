@@ -20,6 +20,7 @@ loss curve up to floating-point reduction order.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -433,7 +434,7 @@ def _diff(a: dict, b: dict, prefix: str = "") -> list[str]:
 def _truncate_metrics(path: Path, step: int) -> None:
     if path.exists():
         rows = [r for r in read_jsonl(path) if r.get("step", 0) <= step]
-        write_text(path, "".join(__import__("json").dumps(r) + "\n" for r in rows))
+        write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 def _wrap(run: _Run, raw: GPT):
