@@ -33,6 +33,15 @@ def is_distributed() -> bool:
     return tdist.is_available() and tdist.is_initialized()
 
 
+def device(spec: str = "auto"):
+    """torch.device for "auto" | "cpu" | "cuda": auto = cuda when available; cuda = this rank's local GPU."""
+    import torch
+
+    if spec == "auto":
+        spec = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device("cuda", local_rank()) if spec == "cuda" else torch.device("cpu")
+
+
 def init(device: str = "cpu") -> None:
     """Initialise the default process group if launched by torchrun with WORLD_SIZE > 1."""
     import torch

@@ -75,7 +75,7 @@ def harvest(cfg: HarvestConfig | None = None, progress: bool = True, **options) 
     from lmlab.models import load_causal_lm
 
     owns_group = not dist.is_distributed()
-    device = _device(cfg.device)
+    device = dist.device(cfg.device)
     dist.init(device.type)
     dtype = torch.bfloat16 if cfg.dtype == "bf16" else torch.float32
     model, tok = load_causal_lm(cfg.model, dtype=dtype, device=str(device))
@@ -94,14 +94,6 @@ def harvest(cfg: HarvestConfig | None = None, progress: bool = True, **options) 
     if owns_group:
         dist.cleanup()
     return manifest
-
-
-def _device(spec: str):
-    import torch
-
-    if spec == "auto":
-        spec = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device("cuda", dist.local_rank()) if spec == "cuda" else torch.device("cpu")
 
 
 def _domains(cfg: HarvestConfig) -> list[str]:

@@ -197,10 +197,10 @@ def train_glp(cfg: GLPTrainConfig, out: str | Path, resume: bool = False, progre
     """Train to cfg.max_steps; RUN/{config.json, metrics.jsonl, runs.csv, ckpt/, glp.safetensors, summary.json}."""
     from lmlab.acts.store import ActivationStore
     from lmlab.lm import checkpoint, runs
-    from lmlab.lm.train import _device, _progress
+    from lmlab.lm.train import _progress
 
     out, owns = Path(out), not dist.is_distributed()
-    device = _device(cfg.device)
+    device = dist.device(cfg.device)
     dist.init(device.type)
     rank, world = dist.rank(), dist.world_size()
     if cfg.batch_size % world:

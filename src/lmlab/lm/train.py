@@ -212,7 +212,7 @@ class _Run:
         from lmlab.data.tokenizer import Tokenizer
 
         self.cfg, self.out = cfg, out
-        self.device = _device(cfg.device)
+        self.device = dist.device(cfg.device)
         self.data = resolve_data(cfg.data)
         self.meta = read_json(self.data / "meta.json")
         self.tok = Tokenizer.load(self.data)
@@ -230,14 +230,6 @@ class _Run:
                               "choose micro_batch_size dividing batch_size / world size")
         self.runs_csv = Path(cfg.runs_csv) if cfg.runs_csv else out / "runs.csv"
         self.name = cfg.name or out.resolve().name
-
-
-def _device(spec: str) -> torch.device:
-    if spec == "auto":
-        spec = "cuda" if torch.cuda.is_available() else "cpu"
-    if spec == "cuda":
-        return torch.device("cuda", dist.local_rank())
-    return torch.device("cpu")
 
 
 def _autocast(run: _Run):
@@ -343,7 +335,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
 
     out = Path(out)
     owns_group = not dist.is_distributed()
-    dist.init("cuda" if _device(cfg.device).type == "cuda" else "cpu")
+    dist.init(dist.device(cfg.device).type)
     run = _Run(cfg, out)
     cfg.model.vocab_size = run.tok.vocab_size  # the architecture follows the dataset's tokenizer
     start, state = _start(run, resume)
