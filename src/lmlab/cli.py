@@ -33,13 +33,17 @@ def _mount() -> None:
     from lmlab.acts.cli import app as acts_app
     from lmlab.data.cli import app as data_app
     from lmlab.demo import demo_command
+    from lmlab.evals.cli import app as eval_app
     from lmlab.glp.cli import app as glp_app
     from lmlab.lm.cli import app as lm_app
+    from lmlab.scaling.cli import app as scaling_app
 
     app.add_typer(data_app, name="data", help="Corpus, tokenizer and token shards.")
     app.add_typer(lm_app, name="lm", help="Train Llama-architecture LMs from scratch; export to HF.")
     app.add_typer(acts_app, name="acts", help="Harvest residual-stream activations into a sharded store.")
     app.add_typer(glp_app, name="glp", help="Generative meta-models of activations (GLP).")
+    app.add_typer(scaling_app, name="scaling", help="Scaling laws: fit, predict, compute slowdown, sweeps.")
+    app.add_typer(eval_app, name="eval", help="Evaluations: HumanEval (sandboxed pass@k), few-shot (GPT-3 protocol).")
     app.command("demo")(demo_command)
 
 

@@ -1,0 +1,1 @@
+"""Scaling laws (Kaplan, Chinchilla, GPT-4 predictable scaling): fit, predict, compute slowdown, sweeps."""
