@@ -4,4 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from lmlab.evals.humaneval.cli import humaneval_cmd
+
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+app.command("humaneval")(humaneval_cmd)
