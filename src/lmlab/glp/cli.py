@@ -82,3 +82,111 @@ def sweep_cmd(
     from lmlab.glp.sweep import sweep
 
     print(json.dumps(sweep(str(store), out, [int(d) for d in depths.split(",")], preset, list(set_), progress)))
+
+
+# ---- issue 5: steering and probing (lmlab.glp.steer, lmlab.glp.probe) ------------------------------------------
+steer_app = typer.Typer(no_args_is_help=False, invoke_without_command=True)
+app.add_typer(steer_app, name="steer")
+
+
+def _floats(s: str) -> list[float]:
+    return [float(x) for x in s.split(",") if x.strip()]
+
+
+@steer_app.callback()
+def steer_cmd(
+    ctx: typer.Context,
+    glp: Path = typer.Option(None, "--glp", help="GLP run directory (its store gives model, layer, mean norm)."),
+    store: Path = typer.Option(None, help="Activation store (default: the GLP's)."),
+    concept: str = typer.Option(None, help="medical | python | sentiment | a .json with positive/negative lists."),
+    vector: Path = typer.Option(None, help="Steering direction from a .safetensors file instead of DiffMean."),
+    prompt: str = typer.Option(None, help="Text to continue."),
+    r: float = typer.Option(1.0, "--r", help="Relative strength: alpha = r * mean activation norm."),
+    mode: str = typer.Option("sdedit", help="plain | sdedit (paper) | x0 (1 NFE) | orth | delta."),
+    sigma_s: float = typer.Option(0.4742, help="Start noise level of the GLP post-processing, in (0, 1]."),
+    steps: int = typer.Option(10, help="Euler steps (NFEs) from sigma_s to 0."),
+    max_new_tokens: int = typer.Option(40, help="Greedy tokens to generate."),
+    json_: bool = typer.Option(False, "--json", help="Print exactly one JSON object on stdout."),
+) -> None:
+    """Steer one prompt (unsteered vs steered continuation); `lmlab glp steer sweep` for the Pareto sweep."""
+    if ctx.invoked_subcommand is not None:
+        return
+    import json
+
+    from lmlab.errors import ConfigError
+    from lmlab.glp.steer import steer_once
+
+    if prompt is None:
+        raise ConfigError("no --prompt given", "pass --prompt TEXT (or run `lmlab glp steer sweep`)")
+    out = steer_once(prompt, glp and str(glp), store and str(store), concept, vector and str(vector), r, mode,
+                     sigma_s, steps, max_new_tokens)
+    if json_:
+        print(json.dumps(out))
+        return
+    for k in ("unsteered", mode):
+        extra = f", retention {out[k]['retention']:.2f}" if "retention" in out[k] else ""
+        print(f"[{k}] (NLL {out[k]['nll']:.2f}, concept {out[k]['concept']:.2f}{extra})\n{prompt}{out[k]['text']}\n")
+
+
+@steer_app.command("sweep")
+def steer_sweep_cmd(
+    glp: Path = typer.Option(..., "--glp", help="GLP run directory."),
+    out: Path = typer.Option(None, help="Output directory (default: GLP_DIR/steer-CONCEPT); rerun to resume."),
+    concept: str = typer.Option("medical", help="Concept set (see `lmlab glp steer --help`)."),
+    set_: list[str] = typer.Option([], "--set", help="Override SteerSweepConfig fields: --set n_prompts=100."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved config and exit."),
+    json_: bool = typer.Option(False, "--json", help="Print exactly one JSON object on stdout."),
+) -> None:
+    """r grid x {plain, sdedit, x0, delta}: concept score vs continuation NLL with bootstrap CIs, retention,
+    tokens/s -> OUT/sweep.json, OUT/pareto.png."""
+    import json
+
+    from lmlab.config import apply_overrides, print_dry_run
+    from lmlab.glp.steer import SteerSweepConfig, steer_sweep
+
+    cfg = apply_overrides(SteerSweepConfig(glp=str(glp), concept=concept), list(set_))
+    if dry_run:
+        print_dry_run(cfg, "lmlab glp steer sweep")
+        return
+    res = steer_sweep(cfg, out or glp / f"steer-{Path(concept).stem}")
+    print(json.dumps(res) if json_ else json.dumps({k: v for k, v in res.items() if k != "conditions"}))
+
+
+@app.command("probe")
+def probe_cmd(
+    glp: Path = typer.Option(None, "--glp", help="GLP run directory (required unless --list)."),
+    store: Path = typer.Option(None, help="Store naming the model and layer (default: the GLP's)."),
+    tasks: str = typer.Option(None, help="Comma-separated built-in tasks (default: all); see --list."),
+    csv: list[Path] = typer.Option([], "--csv", help="Local task: CSV with columns text,label (repeatable)."),
+    sigmas: str = typer.Option("0.1,0.5", help="Noise levels of the meta-neuron pass, each in (0, 1]."),
+    set_: list[str] = typer.Option([], "--set", help="Override ProbeConfig fields: --set docs_per_domain=200."),
+    out: Path = typer.Option(None, help="Also write OUT/probe.json and OUT/probe.png."),
+    list_: bool = typer.Option(False, "--list", help="Print the built-in task names and exit."),
+    json_: bool = typer.Option(False, "--json", help="Print exactly one JSON object on stdout."),
+) -> None:
+    """1-D probing: best single meta-neuron vs raw residual dimension vs raw MLP neuron, per task and mean."""
+    import json
+
+    from lmlab.config import apply_overrides
+    from lmlab.glp import probe as P
+
+    if list_:
+        print("\n".join(P.TASKS))
+        return
+    if glp is None:
+        from lmlab.errors import ConfigError
+
+        raise ConfigError("no --glp given", "pass --glp DIR (a run directory of `lmlab glp train`)")
+    cfg = apply_overrides(P.ProbeConfig(glp=str(glp), store=store and str(store), csv=[str(c) for c in csv],
+                                        tasks=tasks.split(",") if tasks else None, sigmas=_floats(sigmas)), list(set_))
+    res = P.probe(cfg)
+    if out is not None:
+        from lmlab.io import write_json
+
+        write_json(out / "probe.json", res)
+        P.probe_plot(res, out / "probe.png")
+    if json_:
+        print(json.dumps(res))
+    else:
+        for k, v in res["mean"].items():
+            print(f"{k:>22}: {v['mean']:.3f} [{v['lo']:.3f}, {v['hi']:.3f}]")
