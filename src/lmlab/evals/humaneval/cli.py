@@ -27,6 +27,7 @@ def humaneval_cmd(
     backend: str = typer.Option("hf", help="[--model] hf (local model) | openai (OpenAI-compatible HTTP server)."),
     base_url: str = typer.Option("", help="[--model, openai] e.g. http://127.0.0.1:8000/v1"),
     out: Path = typer.Option(None, help="[--model] Output directory (samples.jsonl is resumable)."),
+    generate_only: bool = typer.Option(False, help="[--model] Only sample (e.g. on a GPU machine); execute later."),
     set_: list[str] = typer.Option([], "--set", help="Override any config field, e.g. --set sandbox.memory_mb=512."),
     json_: bool = typer.Option(False, "--json", help="Print exactly one JSON object on stdout."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved config and exit."),
@@ -66,6 +67,11 @@ def humaneval_cmd(
         if dry_run:
             print_dry_run(scfg, "lmlab eval humaneval --model")
             return
-        summary = sample_and_evaluate(scfg, out, progress=progress)
+        if generate_only:
+            from lmlab.evals.humaneval.sample import generate_only as gen
+
+            summary = gen(scfg, out, progress=progress)
+        else:
+            summary = sample_and_evaluate(scfg, out, progress=progress)
     summary = {key: v for key, v in summary.items() if key not in ("per_problem", "config")}
     print(json.dumps(summary) if json_ else json.dumps(summary, indent=2))

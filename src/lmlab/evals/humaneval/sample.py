@@ -195,6 +195,8 @@ def generate_samples(cfg: SampleConfig, out: Path, problems: dict[str, dict], pr
         count[row["task_id"]] = count.get(row["task_id"], 0) + 1
     todo = [(t, idx, count.get(t, 0) + j) for idx, t in enumerate(problems)
             for j in range(max(0, cfg.n - count.get(t, 0)))]  # (task, problem index, sample index)
+    # round-robin over problems: an interrupted run leaves every problem with about the same n
+    todo.sort(key=lambda x: (x[2], x[1]))
     if todo:
         backend = HFBackend(cfg) if cfg.backend == "hf" else OpenAIBackend(cfg)
         from lmlab.evals.humaneval.run import _progress
@@ -211,6 +213,20 @@ def generate_samples(cfg: SampleConfig, out: Path, problems: dict[str, dict], pr
                     bar()
     order = {t: i for i, t in enumerate(problems)}
     return sorted((r for r in have if r["task_id"] in order), key=lambda r: (order[r["task_id"]], r["sample"]))
+
+
+def generate_only(cfg: SampleConfig, out: str | Path, progress: bool = False) -> dict:
+    """Sample (resumably) without executing: generate on a GPU machine, execute elsewhere."""
+    from lmlab.evals.humaneval import data
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    _check_resume(cfg, out)
+    problems = data.load_problems(cfg.eval.problems or None)
+    if cfg.limit:
+        problems = dict(list(problems.items())[: cfg.limit])
+    samples = generate_samples(cfg, out, problems, progress)
+    return {"n_samples": len(samples), "n_problems": len(problems), "samples_file": str(out / "samples.jsonl")}
 
 
 def sample_and_evaluate(cfg: SampleConfig, out: str | Path, progress: bool = False) -> dict:

@@ -247,7 +247,8 @@ class Pool:
     """`workers` zygotes, each with a fixed uid slot; `run_many` spreads samples over them with threads."""
 
     def __init__(self, cfg: SandboxConfig, workers: int, hide: list[str] = ()):
-        self.cfg, self.workers, self.hide = cfg, workers, list(hide)
+        hide = list(hide) + _benchmark_files()
+        self.cfg, self.workers, self.hide = cfg, workers, hide
         self._free = [Worker(cfg, i, hide) for i in range(workers)]
         self._lock = threading.Lock()
         self.isolation = self._free[0].start()
@@ -289,5 +290,12 @@ def _warn_weak(iso: dict) -> None:
                       "docs/humaneval.md 'Threat model')", RuntimeWarning, stacklevel=3)
 
 
-def sandbox_paths_to_hide(problem_file: str | Path) -> list[str]:
-    return [str(Path(problem_file).resolve())]
+def _benchmark_files() -> list[str]:
+    """Files a candidate could read the canonical solutions from (shown as empty files inside the jail)."""
+    from lmlab.errors import DataError
+    from lmlab.evals.humaneval.data import default_problem_file
+
+    try:
+        return [str(default_problem_file().resolve())]
+    except DataError:
+        return []

