@@ -38,3 +38,202 @@ def sweep_cmd(
             typer.echo(json.dumps(row), err=True)
         return
     print(json.dumps(sweep(cfg, out, progress=progress)))
+
+
+_RUNS = typer.Option(..., "--runs", help="CSV of runs (default columns N, D, C, loss; e.g. a sweep's runs.csv).")
+_NCOL = typer.Option("N", "--n-col", help="Column holding N (parameters).")
+_DCOL = typer.Option("D", "--d-col", help="Column holding D (tokens); derived as C/(6N) when absent.")
+_CCOL = typer.Option("C", "--c-col", help="Column holding C (FLOPs); derived as 6ND when absent.")
+_LCOL = typer.Option("loss", "--loss-col", help="Column holding the loss.")
+_GCOL = typer.Option("run", "--group-col", help="Run column: bootstrap resamples whole runs when present.")
+_BOOT = typer.Option(200, help="Bootstrap resamples for the 95% intervals (0: none).")
+_SEED = typer.Option(0, help="Bootstrap seed (results are deterministic given it).")
+_JSON = typer.Option(False, "--json", help="Print exactly one JSON object on stdout.")
+
+
+def _emit(obj: dict, json_: bool, out: Path | None) -> None:
+    import json
+
+    from lmlab.io import write_json
+
+    if out is not None:
+        write_json(out, obj)
+    print(json.dumps(obj) if json_ else json.dumps(obj, indent=2))
+
+
+def _load(runs: Path, need, n_col, d_col, c_col, loss_col, group_col, final_only=False, min_frac=0.0,
+          drop_highest_loss=0):
+    from lmlab.scaling.table import Columns, group_labels, load_columns, read_table, select_rows
+
+    rows = select_rows(read_table(runs), final_only, min_frac, group_col, d_col, drop_highest_loss, loss_col)
+    return load_columns(runs, Columns(n_col, d_col, c_col, loss_col), need, rows), group_labels(rows, group_col), rows
+
+
+@app.command("fit")
+def fit_cmd(
+    runs: Path = _RUNS,
+    law: str = typer.Option(..., help="kaplan-n | kaplan-d | kaplan-c | kaplan-nd | gpt4-c | chinchilla | passrate "
+                                      "| broken-c."),
+    method: str = typer.Option("huber", help="huber (multi-start L-BFGS, Epoch) | varpro (VPNLS)."),
+    starts: str = typer.Option("all", help="'all' grid starts (Epoch) or the K best grid points."),
+    bootstrap: int = _BOOT, seed: int = _SEED,
+    n_col: str = _NCOL, d_col: str = _DCOL, c_col: str = _CCOL, loss_col: str = _LCOL, group_col: str = _GCOL,
+    final_only: bool = typer.Option(False, "--final-only", help="Use only each run's last row."),
+    min_frac: float = typer.Option(0.0, help="Drop checkpoints with D below this fraction of their run's final D."),
+    drop_highest_loss: int = typer.Option(0, help="Drop the K highest-loss rows first (Epoch drops 5)."),
+    plot: Path = typer.Option(None, help="Write a PNG: fit + 95% band + residuals (iso-loss for chinchilla)."),
+    out: Path = typer.Option(None, help="Also write the JSON here."),
+    json_: bool = _JSON,
+) -> None:
+    """Fit a scaling law (Huber on log residuals, summed, δ=1e-3) with bootstrap intervals."""
+    from lmlab.scaling.fit import fit
+    from lmlab.scaling.laws import get_law
+
+    lw = get_law(law)
+    cols, groups, _ = _load(runs, lw.inputs, n_col, d_col, c_col, loss_col, group_col, final_only, min_frac,
+                            drop_highest_loss)
+    res = fit(law, **{k: cols[k] for k in lw.inputs}, loss=cols["loss"], method=method, bootstrap=bootstrap,
+              seed=seed, groups=groups, starts=starts if starts == "all" else int(starts))
+    if plot is not None:
+        _plot_fit(res, cols, plot)
+    _emit(res.to_json(), json_, out)
+
+
+def _plot_fit(res, cols: dict, png: Path) -> None:
+    from lmlab.scaling import plots
+    from lmlab.scaling.laws import get_law
+
+    lw = get_law(res.law)
+    if res.law == "chinchilla":
+        plots.isoloss_plot(res, cols["N"], cols["D"], cols["loss"], png)
+        plots.residual_plot(res, cols, png.with_name(png.stem + "_residuals.png"))
+    elif len(lw.inputs) == 1:
+        plots.fit_plot(res, cols[lw.inputs[0]], cols["loss"], png, xname=lw.inputs[0])
+    else:
+        plots.residual_plot(res, cols, png)
+
+
+@app.command("predict")
+def predict_cmd(
+    runs: Path = _RUNS,
+    law: str = typer.Option("gpt4-c", help="Single-input law in C: gpt4-c | kaplan-c | broken-c | passrate."),
+    fit_max_compute: float = typer.Option(..., help="Fit only runs whose final C <= this (GPT-4 style; without a "
+                                                    "run column: rows with C <= this)."),
+    target: str = typer.Option(None, help="Comma-separated target compute values C*."),
+    target_run: list[str] = typer.Option([], help="Predict this run's final row (its C and actual loss)."),
+    use_frontier: bool = typer.Option(False, "--frontier", help="Fit the compute-efficient frontier of the rows."),
+    final_only: bool = typer.Option(False, "--final-only", help="Fit only each run's last row."),
+    bootstrap: int = _BOOT, seed: int = _SEED,
+    n_col: str = _NCOL, d_col: str = _DCOL, c_col: str = _CCOL, loss_col: str = _LCOL, group_col: str = _GCOL,
+    plot: Path = typer.Option(None, help="PNG: fit points, extrapolated fit with 95% band, actual targets."),
+    out: Path = typer.Option(None, help="Also write the JSON here."),
+    json_: bool = _JSON,
+) -> None:
+    """Fit on small runs only and predict the loss at larger compute, with an interval and the error when the
+    target run exists."""
+    import numpy as np
+
+    from lmlab.errors import DataError
+    from lmlab.scaling.predict import predict_extrapolation
+
+    all_cols, all_groups, _ = _load(runs, ("C",), n_col, d_col, c_col, loss_col, group_col)
+    cols, groups, _ = _load(runs, ("C",), n_col, d_col, c_col, loss_col, group_col, final_only)
+    if groups is not None:  # only runs that end within the budget: no partial results of larger runs (GPT-4 §3.1)
+        final_c = {g: c for g, c in zip(all_groups, all_cols["C"])}  # rows are in step order: last one wins
+        inside = np.array([final_c[g] <= fit_max_compute for g in groups])
+        cols, groups = {k: v[inside] for k, v in cols.items()}, groups[inside]
+    targets = [float(v) for v in (target or "").split(",") if v.strip()]
+    actual = {}
+    for name in target_run:
+        idx = np.flatnonzero(all_groups == name) if all_groups is not None else []
+        if len(idx) == 0:
+            raise DataError(f"target run '{name}' not in {runs}", f"use a value of the {group_col} column")
+        targets.append(float(all_cols["C"][idx[-1]]))
+        actual[targets[-1]] = float(all_cols["loss"][idx[-1]])
+    for t in targets:  # an existing row at the target compute (within 0.5%) gives the actual loss
+        near = np.flatnonzero(np.abs(all_cols["C"] / t - 1) < 5e-3)
+        if t not in actual and len(near):
+            actual[t] = float(all_cols["loss"][near].min())
+    if not targets:
+        raise DataError("no prediction target", "pass --target C* and/or --target-run NAME")
+    r = predict_extrapolation(cols["C"], cols["loss"], fit_max_compute, targets, law, use_frontier, bootstrap,
+                              seed, groups, actual)
+    res = r.pop("_fit")
+    if plot is not None:
+        from lmlab.scaling.plots import fit_plot
+
+        sel = cols["C"] <= fit_max_compute
+        ex = {"actual (held out)": (np.array(list(actual)), np.array(list(actual.values())))} if actual else None
+        fit_plot(res, cols["C"][sel], cols["loss"][sel], plot, "C", ex, x_max=max(targets),
+                 title=f"{law}: fit on C <= {fit_max_compute:.3g}, extrapolated")
+    _emit(r, json_, out)
+
+
+@app.command("allocate")
+def allocate_cmd(
+    budget: str = typer.Option(..., help="Comma-separated compute budgets C (FLOPs)."),
+    fit_json: Path = typer.Option(None, "--fit", help="A chinchilla fit JSON (lmlab scaling fit --out)."),
+    runs: Path = typer.Option(None, "--runs", help="Or a runs CSV to fit chinchilla on first."),
+    bootstrap: int = _BOOT, seed: int = _SEED,
+    n_col: str = _NCOL, d_col: str = _DCOL, c_col: str = _CCOL, loss_col: str = _LCOL, group_col: str = _GCOL,
+    json_: bool = _JSON,
+) -> None:
+    """Compute-optimal N_opt, D_opt and tokens/param for each budget from a chinchilla fit."""
+    from lmlab.errors import DataError
+    from lmlab.io import read_json
+    from lmlab.scaling.fit import FitResult, fit
+    from lmlab.scaling.predict import allocation
+
+    cs = [float(v) for v in budget.split(",") if v.strip()]
+    if fit_json is not None:
+        j = read_json(fit_json)
+        if j.get("law") != "chinchilla":
+            raise DataError(f"{fit_json} is a {j.get('law')} fit", "allocation needs a chinchilla fit")
+        res = FitResult("chinchilla", j["params"], j.get("ci", {}), j.get("r2", float("nan")), j.get("n_points", 0),
+                        j.get("method", "huber"), j.get("objective", float("nan")), 0, 0, {})
+    elif runs is not None:
+        cols, groups, _ = _load(runs, ("N", "D"), n_col, d_col, c_col, loss_col, group_col)
+        res = fit("chinchilla", N=cols["N"], D=cols["D"], loss=cols["loss"], bootstrap=bootstrap, seed=seed,
+                  groups=groups, starts=200)
+    else:
+        raise DataError("nothing to allocate from", "pass --fit FIT.json or --runs CSV")
+    _emit({"fit": res.to_json(), "allocation": allocation(res, cs)}, json_, None)
+
+
+@app.command("critical-batch")
+def critical_batch_cmd(
+    loss: str = typer.Option(..., help="Comma-separated losses (nats/token)."),
+    b_star: float = typer.Option(2e8, help="B_* in tokens (Kaplan et al. 2020: 2e8)."),
+    alpha_b: float = typer.Option(0.21, help="alpha_B (Kaplan et al. 2020: 0.21)."),
+    json_: bool = _JSON,
+) -> None:
+    """Kaplan's critical batch size B_crit(L) = B_* / L^(1/alpha_B), in tokens."""
+    from lmlab.scaling.predict import critical_batch
+
+    ls = [float(v) for v in loss.split(",") if v.strip()]
+    b = critical_batch(ls, b_star, alpha_b)
+    _emit({"loss": ls, "B_crit_tokens": [float(v) for v in b], "B_star": b_star, "alpha_B": alpha_b}, json_, None)
+
+
+@app.command("slowdown")
+def slowdown_cmd(
+    baseline: Path = typer.Option(..., help="CSV of the baseline series (e.g. an unfiltered sweep)."),
+    runs: Path = _RUNS,
+    law: str = typer.Option("kaplan-c", help="Baseline law in C: kaplan-c (log L linear in log C) | gpt4-c."),
+    processed_col: str = typer.Option(None, help="Column with actually-processed compute (default: C x "
+                                                 "trained_tokens / D when those columns exist)."),
+    final_only: bool = typer.Option(False, "--final-only", help="Use only each run's last row (both series)."),
+    bootstrap: int = _BOOT, seed: int = _SEED,
+    n_col: str = _NCOL, d_col: str = _DCOL, c_col: str = _CCOL, loss_col: str = _LCOL, group_col: str = _GCOL,
+    out: Path = typer.Option(None, help="Also write the JSON here."),
+    json_: bool = _JSON,
+) -> None:
+    """Compute slowdown: baseline compute needed to match each point's loss, ratio with bootstrap intervals."""
+    from lmlab.scaling.predict import slowdown
+    from lmlab.scaling.table import processed_compute
+
+    base, bgroups, _ = _load(baseline, ("C",), n_col, d_col, c_col, loss_col, group_col, final_only)
+    other, _, rows = _load(runs, ("C",), n_col, d_col, c_col, loss_col, group_col, final_only)
+    proc = processed_compute(rows, other["C"], processed_col, d_col, runs)
+    r = slowdown(base["C"], base["loss"], other["C"], other["loss"], proc, law, bootstrap, seed, bgroups)
+    _emit(r, json_, out)

@@ -140,6 +140,8 @@ def _pure_law(name: str, col: str, pname: str, ename: str, doc: str) -> Law:
 
 KAPLAN_N = _pure_law("kaplan-n", "N", "N_c", "alpha_N", "Kaplan et al. 2020 (arXiv:2001.08361) eq. 1.1.")
 KAPLAN_D = _pure_law("kaplan-d", "D", "D_c", "alpha_D", "Kaplan et al. 2020 (arXiv:2001.08361) eq. 1.2.")
+KAPLAN_C = _pure_law("kaplan-c", "C", "C_c", "alpha_C", "Kaplan et al. 2020 (arXiv:2001.08361) eq. 1.3 (fixed batch); "
+                     "a straight line in log L vs log C, the baseline of the compute-slowdown measurement.")
 
 
 # ---- Kaplan joint law L(N, D) = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D (eq. 1.5) ------------------
@@ -194,7 +196,7 @@ BROKEN_C = Law(
     doc="Broken neural scaling law with one break (Caballero et al. 2022, arXiv:2210.14891), smoothness 1.")
 
 
-LAWS: dict[str, Law] = {law.name: law for law in (KAPLAN_N, KAPLAN_D, KAPLAN_ND, GPT4_C, CHINCHILLA, PASSRATE,
+LAWS: dict[str, Law] = {law.name: law for law in (KAPLAN_N, KAPLAN_D, KAPLAN_C, KAPLAN_ND, GPT4_C, CHINCHILLA, PASSRATE,
                                                    BROKEN_C)}
 
 

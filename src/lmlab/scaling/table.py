@@ -78,3 +78,37 @@ def load_columns(path: str | Path, cols: Columns, need: tuple[str, ...], rows: l
 def group_labels(rows: list[dict], column: str = "run") -> np.ndarray | None:
     """Run labels for a bootstrap over runs (None when the CSV has no such column)."""
     return np.array([r[column] for r in rows]) if column in rows[0] else None
+
+
+def select_rows(rows: list[dict], final_only: bool = False, min_frac: float = 0.0, group_col: str = "run",
+                d_col: str = "D", drop_highest_loss: int = 0, loss_col: str = "loss") -> list[dict]:
+    """Row filters: each run's last row only; drop checkpoints with D < min_frac x the run's final D (early
+    checkpoints, Choshen et al. 2025); drop the k highest-loss rows (Epoch drops 5 outliers)."""
+    if (final_only or min_frac > 0) and group_col not in rows[0]:
+        raise DataError(f"--final-only/--min-frac need a '{group_col}' column", "set --group-col to the run column")
+    if final_only or min_frac > 0:
+        last: dict[str, dict] = {}
+        for r in rows:
+            last[r[group_col]] = r  # runs.csv rows are in step order within a run
+        if final_only:
+            rows = list(last.values())
+        else:
+            rows = [r for r in rows if float(r[d_col]) >= min_frac * float(last[r[group_col]][d_col])]
+    if drop_highest_loss:
+        order = sorted(range(len(rows)), key=lambda i: float(rows[i][loss_col]))
+        keep = set(order[: max(0, len(rows) - drop_highest_loss)])
+        rows = [r for i, r in enumerate(rows) if i in keep]
+    return rows
+
+
+def processed_compute(rows: list[dict], c: np.ndarray, col: str | None, d_col: str, path) -> np.ndarray | None:
+    """Actually-processed compute per row: column `col`, else C x trained_tokens / D (tokens that carried a
+    loss after masking, lm runs.csv), else None."""
+    if col is not None:
+        v = _column(rows, col, path)
+        if v is None:
+            raise DataError(f"{path}: missing column '{col}'", f"columns are: {', '.join(rows[0])}")
+        return v
+    if "trained_tokens" in rows[0] and d_col in rows[0]:
+        return c * _column(rows, "trained_tokens", path) / _column(rows, d_col, path)
+    return None
