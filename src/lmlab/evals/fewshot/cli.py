@@ -1,0 +1,113 @@
+"""`lmlab eval fewshot` and `lmlab eval contamination` (registered on the `lmlab eval` sub-app)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+
+def fewshot_cmd(
+    model: str = typer.Option("smollm2", help="Model spec: smollm2, a local HF dir, an lmlab run dir, a hub id."),
+    task: str = typer.Option(None, help="Task name(s), comma-separated, or a task .yaml path (see --list)."),
+    shots: str = typer.Option("0", help="K demonstrations; comma-separated for a learning curve (0,1,10,50)."),
+    limit: int = typer.Option(None, help="Evaluate only the first N examples of each task."),
+    seed: int = typer.Option(1234, help="Seed of the demonstrations drawn per example."),
+    batch_size: int = typer.Option(16, help="Contexts per forward pass."),
+    max_length: int = typer.Option(None, help="Context window in tokens (default: the model's)."),
+    num_beams: int = typer.Option(1, help="Generation tasks: beam width (GPT-3: 4)."),
+    length_penalty: float = typer.Option(0.6, help="Generation tasks with beams: length penalty (GPT-3: 0.6)."),
+    threads: int = typer.Option(0, help="torch CPU threads (0: torch's default; 1 is fastest on a busy machine)."),
+    out: Path = typer.Option(None, help="Write per-(task, K) JSON + JSONL here (resumable) and curve.png."),
+    list_: bool = typer.Option(False, "--list", help="Print the task names, one per line, and exit."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved config and exit."),
+    progress: bool = typer.Option(True, help="Progress bars on stderr."),
+) -> None:
+    """Few-shot evaluation with GPT-3's protocol (K seeded demonstrations per example)."""
+    from lmlab.config import print_dry_run
+    from lmlab.errors import ConfigError
+    from lmlab.evals.fewshot.curves import curve_table, parse_shots, plot_curves, run_grid
+    from lmlab.evals.fewshot.evaluate import FewshotConfig
+    from lmlab.evals.fewshot.tasks import task_names
+
+    if list_:
+        print("\n".join(task_names()))
+        return
+    if not task:
+        raise ConfigError("no --task given", "pass --task NAME (see `lmlab eval fewshot --list`)")
+    cfg = FewshotConfig(model=model, tasks=task, shots=shots, limit=limit, seed=seed, batch_size=batch_size,
+                        max_length=max_length, num_beams=num_beams, length_penalty=length_penalty)
+    parse_shots(shots)
+    if dry_run:
+        print_dry_run(cfg, "lmlab eval fewshot")
+        return
+    _threads(threads)
+    results = run_grid(cfg, out, progress=progress and not as_json)
+    payload: dict = results[0] if len(results) == 1 else {"results": curve_table(results)}
+    if out is not None:
+        from lmlab.io import write_json
+
+        write_json(out / "curves.json", {"config": vars(cfg), "results": curve_table(results)})
+        payload["curve_png"] = str(plot_curves(results, out / "curve.png", f"{model}: in-context learning"))
+    if as_json:
+        print(json.dumps(payload))
+    else:
+        for r in curve_table(results):
+            print(f"{r['task']:>12} K={r['K']:<3} {r['metric']} = {r['value']:.4f} ± {r['se']:.4f} (n={r['n']}, "
+                  f"shots used {r['shots_used_mean']:.1f})")
+
+
+def contamination_cmd(
+    task: str = typer.Option(..., help="Task name or .yaml path."),
+    corpus: str = typer.Option("embedded", help="Training corpus: 'embedded' or a local .txt/.jsonl/.parquet path."),
+    split: str = typer.Option("train", help="Corpus split to scan."),
+    limit: int = typer.Option(None, help="Check only the first N examples."),
+    n: int = typer.Option(None, help="N-gram length (default: GPT-3's 5th-percentile rule clamped to [8, 13])."),
+    min_n: int = typer.Option(8, help="Lower clamp of N (GPT-3 allowed lower for synthetic tasks)."),
+    model: str = typer.Option(None, help="Also score the model: clean-subset score and relative change."),
+    shots: int = typer.Option(0, help="K demonstrations when scoring."),
+    threads: int = typer.Option(0, help="torch CPU threads (0: torch's default)."),
+    out: Path = typer.Option(None, help="Write contamination.json (+ per-example flags) here."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+) -> None:
+    """GPT-3's N-gram overlap check of a task against a training corpus; clean-subset scores."""
+    from lmlab.data.corpus import iter_documents
+    from lmlab.evals.fewshot.contamination import clean_scores, dirty_flags, example_texts
+    from lmlab.evals.fewshot.tasks import get_task
+
+    t = get_task(task)
+    texts = example_texts(t, limit)
+    docs = iter_documents(corpus, split)
+    dirty, n_used, info = dirty_flags(texts, (d.text for d in docs), n=n, min_n=min_n)
+    result = {"task": t.name, "corpus": corpus, "split": split, **info}
+    if model:
+        from lmlab.evals.fewshot.evaluate import FewshotConfig, evaluate
+        from lmlab.evals.fewshot.runner import HFRunner
+        from lmlab.models import load_causal_lm
+
+        _threads(threads)
+        m, tok = load_causal_lm(model)
+        summary, records = evaluate(t, HFRunner(m, tok), shots, FewshotConfig(model=model), limit=limit)
+        result.update(model=model, shots=shots, scores=clean_scores(records, dirty, summary["primary_metric"]))
+    if out is not None:
+        from lmlab.io import write_json
+
+        write_json(out / "contamination.json", {**result, "dirty_flags": dirty})
+    if as_json:
+        print(json.dumps(result))
+    else:
+        print(f"{t.name}: N={n_used}, {info['dirty']}/{info['examples']} dirty "
+              f"(clean {100 * info['clean_fraction']:.1f} %)")
+        if "scores" in result:
+            s = result["scores"]
+            print(f"{s['metric']}: all {s['all']['value']:.4f}, clean {s['clean']['value']:.4f} "
+                  f"(relative change {100 * s['relative_change']:+.1f} %)")
+
+
+def _threads(n: int) -> None:
+    if n:
+        import torch
+
+        torch.set_num_threads(n)
