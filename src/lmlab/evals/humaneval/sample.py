@@ -133,14 +133,13 @@ class OpenAIBackend:
         self.cfg = cfg
 
     def generate(self, prompts: list[str], seeds: list[int]) -> list[dict]:
-        out = []
-        i = 0
-        while i < len(prompts):  # consecutive identical prompts -> one request with n
-            j = i
-            while j < len(prompts) and prompts[j] == prompts[i]:
-                j += 1
-            out += self._request(prompts[i], j - i, seeds[i])
-            i = j
+        where: dict[str, list[int]] = {}  # identical prompts of the batch -> one request with n
+        for i, p in enumerate(prompts):
+            where.setdefault(p, []).append(i)
+        out: list = [None] * len(prompts)
+        for p, idx in where.items():
+            for i, row in zip(idx, self._request(p, len(idx), seeds[idx[0]])):
+                out[i] = row
         return out
 
     def _request(self, prompt: str, n: int, seed: int) -> list[dict]:

