@@ -40,7 +40,7 @@ def write_mc_task(folder: Path, docs: list[dict], **spec) -> Path:
     for split in ("test", "train"):
         (folder / f"{split}.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
     base = {"name": "mini_mc", "output_type": "multiple_choice", "template": "Question: {q}\nAnswer:",
-            "choices": "choices", "gold": "label", "data": {"test": "test.jsonl", "train": "train.jsonl"}}
+            "choices": "choices", "gold": "label", "fewshot_split": "test", "data": {"test": "test.jsonl", "train": "train.jsonl"}}
     base.update(spec)
     import yaml
 
