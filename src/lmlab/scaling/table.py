@@ -112,3 +112,13 @@ def processed_compute(rows: list[dict], c: np.ndarray, col: str | None, d_col: s
     if "trained_tokens" in rows[0] and d_col in rows[0]:
         return c * _column(rows, "trained_tokens", path) / _column(rows, d_col, path)
     return None
+
+
+def epoch_chinchilla(drop_highest: int = 5) -> dict[str, np.ndarray]:
+    """Epoch's 245 points extracted from Hoffmann et al. 2022 Fig. 4 (Besiroglu et al. 2024, repository
+    epoch-research/analyzing-chinchilla, data/svg_extracted_data.csv), with D = C / (6 N) and the
+    `drop_highest` highest-loss points removed as Epoch did. Returns {"N", "D", "C", "loss"}."""
+    path = Path(__file__).parent / "data" / "chinchilla_fig4_epoch_extracted.csv"
+    rows = select_rows(read_table(path), drop_highest_loss=drop_highest)
+    cols = load_columns(path, Columns(n="Model Size", c="Training FLOP"), ("N", "D", "C"), rows)
+    return cols
