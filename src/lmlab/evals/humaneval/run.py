@@ -139,6 +139,9 @@ def evaluate(samples: list[dict], problems: dict[str, dict], cfg: EvalConfig, pr
     summary.update({"n_samples": len(rows), "n_problems": len(counts_t),
                     "n_problems_missing": len(problems) - len(counts_t), "passed": tally["passed"],
                     "failed": tally["failed"], "timed_out": tally["timed_out"], **stats})
+    from lmlab.evals.humaneval.report import outcome
+
+    summary["outcomes"] = dict(Counter(outcome(v) for v in verdicts))
     summary["per_problem"] = passk.per_problem(counts_t, passk.reportable_ks(cfg.k, counts_t))
     return rows, summary
 

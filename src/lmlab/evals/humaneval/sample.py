@@ -248,6 +248,9 @@ def sample_and_evaluate(cfg: SampleConfig, out: str | Path, progress: bool = Fal
     summary.update({"model": cfg.model, "temperature": cfg.temperature, "top_p": cfg.top_p, "n": cfg.n,
                     "mean_tokens": sum(r["n_tokens"] for r in rows) / max(1, len(rows))})
     write_json(out / "summary.json", summary)
+    from lmlab.evals.humaneval.report import plot_summaries
+
+    plot_summaries({f"{cfg.model} T={cfg.temperature} n={cfg.n}": summary}, out / "passk.png")
     return summary
 
 
