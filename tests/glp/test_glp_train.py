@@ -37,7 +37,8 @@ def test_batches_cover_train_rows_once_per_epoch_and_exclude_held_out(store):
 
     st = ActivationStore.open(store)
     train, held = T.split_rows(st)
-    assert len(held) == 8000 // 50 and set(st.provenance(held)["doc"] % 50) == {49}
+    m = T.HELD_OUT_MOD
+    assert len(held) == 8000 // m and set(st.provenance(held)["doc"] % m) == {m - 1}
     cfg = _cfg(store, "batch_size=256")
     per_epoch = len(train) // 256
     seen = np.concatenate([T.batch_rows(train, cfg, s) for s in range(per_epoch)])
@@ -46,15 +47,16 @@ def test_batches_cover_train_rows_once_per_epoch_and_exclude_held_out(store):
     assert sorted(two) == sorted(T.batch_rows(train, cfg, 3))
 
 
-def test_resume_after_a_crash_is_exact(store, tmp_path, monkeypatch):
-    cfg = _cfg(store, "max_steps=40", "ckpt_every=10", "log_every=1", "dtype=fp32")
+@pytest.mark.parametrize("ema", [None, 0.9])
+def test_resume_after_a_crash_is_exact(store, tmp_path, monkeypatch, ema):
+    cfg = _cfg(store, "max_steps=40", "ckpt_every=10", "log_every=1", "dtype=fp32", f"ema={json.dumps(ema)}")
     T.train_glp(cfg, tmp_path / "ref", progress=False)
     real = T._step
 
-    def dying(cfg_, model, glp, opt, store_, rows, step, *a):
+    def dying(cfg_, model, glp, opt, batch, step, *a):
         if step == 25:
             raise KeyboardInterrupt  # the process dies here; only what is on disk survives
-        return real(cfg_, model, glp, opt, store_, rows, step, *a)
+        return real(cfg_, model, glp, opt, batch, step, *a)
 
     monkeypatch.setattr(T, "_step", dying)
     with pytest.raises(KeyboardInterrupt):
@@ -62,6 +64,13 @@ def test_resume_after_a_crash_is_exact(store, tmp_path, monkeypatch):
     monkeypatch.setattr(T, "_step", real)
     T.train_glp(cfg, tmp_path / "v", resume=True, progress=False)
     assert _losses(tmp_path / "ref") == _losses(tmp_path / "v")
+    from safetensors.torch import load_file
+
+    a, b = load_file(tmp_path / "ref" / "glp.safetensors"), load_file(tmp_path / "v" / "glp.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)  # the EMA weights too
+    if ema:  # the artifact is the EMA, not the raw weights
+        raw = load_file(tmp_path / "ref" / "glp.raw.safetensors")
+        assert not torch.equal(raw["net.in_proj.weight"], a["net.in_proj.weight"])
     with pytest.raises(ResumeMismatch, match="another GLP config"):
         T.train_glp(_cfg(store, "max_steps=40", "ckpt_every=10", "log_every=1", "lr=0.1"), tmp_path / "v",
                     resume=True, progress=False)

@@ -138,3 +138,19 @@ def test_time_dedup_is_exact():
     ref.square().sum().backward()
     assert torch.allclose(out, ref, atol=1e-6)
     assert all(torch.allclose(a, p.grad, atol=1e-5) for a, p in zip(g, net.parameters()))
+
+
+def test_stratified_sigma_keeps_the_uniform_marginal():
+    """strata=8: each call uses one coset of the 1000-level grid (<= 125 distinct sigmas), yet a single draw is
+    uniform over all 1000 levels (chi-square on 30k independent one-row calls, df = 999)."""
+    g = torch.Generator().manual_seed(0)
+    batches = [sample_sigma(1024, generator=g, strata=8) for _ in range(64)]
+    assert all(len(torch.unique(d)) <= 125 for d in batches)
+    assert len({round(float(d[0] * 1000)) % 8 for d in batches}) == 8  # every coset gets used
+    k = torch.round((1 - torch.cat([sample_sigma(1, generator=g, strata=8) for _ in range(30_000)])) * 1000).long()
+    counts = torch.bincount(k, minlength=1000).double()
+    expected = len(k) / 1000
+    chi2 = ((counts - expected) ** 2 / expected).sum().item()
+    assert chi2 < 999 + 5 * (2 * 999) ** 0.5  # mean 999, sd ~45
+    with pytest.raises(ValueError):
+        sample_sigma(4, strata=7)

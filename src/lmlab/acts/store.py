@@ -452,7 +452,7 @@ class ActivationStore:
             self._maps[kind, i] = np.memmap(self.path / s[kind], dtype=dtype, mode="r", shape=shape)
         return self._maps[kind, i]
 
-    def _gather(self, kind: str, idx: np.ndarray) -> np.ndarray:
+    def _gather(self, kind: str, idx: np.ndarray, raw: bool = False) -> np.ndarray:
         """Rows at global `idx`, read shard by shard with sorted fancy indexing, returned in `idx` order."""
         idx = np.asarray(idx, dtype=np.int64).reshape(-1)
         if idx.size and (idx.min() < 0 or idx.max() >= self.count):
@@ -464,7 +464,7 @@ class ActivationStore:
         for i in np.unique(shard):
             lo, hi = np.searchsorted(shard, [i, i + 1])
             rows = self._map(kind, i)[sidx[lo:hi] - self.starts[i]]
-            if kind == "acts":
+            if kind == "acts" and not raw:
                 rows = _to_f32(rows, self.dtype)
             if out is None:
                 out = np.empty((len(idx), *rows.shape[1:]), rows.dtype)
@@ -473,11 +473,15 @@ class ActivationStore:
             out = np.empty((0, self.d_model), np.float32) if kind == "acts" else np.empty(0, PROV_DTYPE)
         return out
 
-    def get(self, idx: np.ndarray):
-        """Rows at global indices as a float32 torch tensor (n, d_model)."""
+    def get(self, idx: np.ndarray, raw: bool = False):
+        """Rows at global indices as a float32 torch tensor (n, d_model); raw=True: in the stored dtype
+        (bf16 stays bf16: half the bytes to copy to a GPU, converted there)."""
         import torch
 
-        return torch.from_numpy(self._gather("acts", idx))
+        rows = self._gather("acts", idx, raw)
+        if raw and self.dtype == "bfloat16":
+            return torch.from_numpy(np.ascontiguousarray(rows).view(np.int16)).view(torch.bfloat16)
+        return torch.from_numpy(rows)
 
     def provenance(self, idx: np.ndarray | None = None) -> np.ndarray:
         """PROV_DTYPE rows (doc, pos, token, domain) at `idx`, or of the whole store (loaded into RAM)."""

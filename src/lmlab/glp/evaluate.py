@@ -11,6 +11,7 @@ from many documents (the held-out documents of glp/train.py), never contiguous p
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,22 @@ def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     s = (v * w.clamp_min(0).sqrt()) @ v.T  # Ca^1/2
     cross = torch.linalg.eigvalsh(s @ cb @ s).clamp_min(0).sqrt().sum()
     return float(mu @ mu + torch.trace(ca) + torch.trace(cb) - 2 * cross)
+
+
+def fd_bootstrap_ci(a: torch.Tensor, b: torch.Tensor, n_boot: int = 40, seed: int = 0) -> list[float]:
+    """95% percentile interval of the FD under resampling the rows of both sets (sampling noise of the
+    estimate at this n; it does not include the finite-n bias, which the floor row shows)."""
+    g = torch.Generator().manual_seed(seed)
+    fds = [frechet_distance(a[torch.randint(0, len(a), (len(a),), generator=g)],
+                            b[torch.randint(0, len(b), (len(b),), generator=g)]) for _ in range(n_boot)]
+    return [float(np.percentile(fds, 2.5)), float(np.percentile(fds, 97.5))]
+
+
+def wilson_ci(p: float, n: int, z: float = 1.96) -> list[float]:
+    """Wilson score interval of a proportion p observed on n trials (95% by default)."""
+    den = 1 + z * z / n
+    mid, half = (p + z * z / (2 * n)) / den, z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return [mid - half, mid + half]
 
 
 def classifier_accuracy(real: torch.Tensor, other: torch.Tensor, seed: int = 0, epochs: int = 30) -> float:
@@ -109,8 +126,10 @@ def evaluate(run_dir: str | Path, store_path: str | Path, n: int = 4000, steps: 
     def score(x: torch.Tensor) -> dict:
         # FD on z-scored activations (a few massive-activation dimensions dominate the raw FD), raw FD beside it
         with torch.no_grad():
-            fd = frechet_distance(glp.encode(x), glp.encode(real))
-        return {"fd": fd, "fd_raw": frechet_distance(x, real), "acc": classifier_accuracy(real, x, seed)}
+            zx, zr = glp.encode(x), glp.encode(real)
+        acc, n_test = classifier_accuracy(real, x, seed), 2 * min(len(real), len(x)) - int(1.6 * min(len(real), len(x)))
+        return {"fd": frechet_distance(zx, zr), "fd_ci95": fd_bootstrap_ci(zx, zr, seed=seed),
+                "fd_raw": frechet_distance(x, real), "acc": acc, "acc_ci95": wilson_ci(acc, n_test)}
 
     out = {"n_real": len(real), "n_heldout_docs": int(len(np.unique(store.provenance(held)["doc"]))),
            "heldout_loss": heldout_loss(glp, _heldout(store, held, cfg, glp, torch.device("cpu"))),
@@ -167,20 +186,30 @@ def delta_lm(glp: GLP, store_path: str | Path, n_docs: int = 200, seq_len: int =
              "glp_1step": lambda h: recon_glp(glp, h, sigma_start, 1, seed),
              "gaussian_prior": lambda h: recon_gaussian(glp, h, cov_z, sigma_start, seed),
              "mean_ablation": lambda h: glp.normalizer.mean.to(h.dtype).expand_as(h)}
-    losses = {name: _lm_loss(model, tok, enc, store.layer, fn, batch) for name, fn in conds.items()}
-    return {"n_docs": len(enc), "base_loss": losses["base"],
-            **{f"delta_{k}": v - losses["base"] for k, v in losses.items() if k != "base"}}
+    per_doc = {name: _lm_doc_losses(model, tok, enc, store.layer, fn, batch) for name, fn in conds.items()}
+    base, n = per_doc["base"]
+    mean = {k: float(t.sum() / n.sum()) for k, (t, _) in per_doc.items()}
+    return {"n_docs": len(enc), "n_tokens": int(n.sum()), "base_loss": mean["base"],
+            **{f"delta_{k}": mean[k] - mean["base"] for k in conds if k != "base"},
+            "ci95": {f"delta_{k}": paired_delta_ci(per_doc[k][0], n, base) for k in conds if k != "base"}}
 
 
 @torch.no_grad()
 def _lm_loss(model, tok, enc: list[list[int]], layer: int, fn, batch: int) -> float:
     """Mean next-token loss over real (non-pad) targets, with the layer-L residual at non-special positions
     replaced by fn(rows) when fn is given."""
+    tot, n = _lm_doc_losses(model, tok, enc, layer, fn, batch)
+    return float(tot.sum() / max(n.sum(), 1))
+
+
+@torch.no_grad()
+def _lm_doc_losses(model, tok, enc: list[list[int]], layer: int, fn, batch: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per document: (summed next-token loss over real targets, number of real targets)."""
     from lmlab.acts.harvester import _pad
     from lmlab.acts.hooks import write_residual
 
     special = torch.tensor(sorted(set(tok.all_special_ids)))
-    tot, n = 0.0, 0
+    tots, ns = [], []
     for i in range(0, len(enc), batch):
         ids, mask = _pad(enc[i:i + batch], tok.pad_token_id if tok.pad_token_id is not None else 0)
         sel = mask.bool() & ~torch.isin(ids, special)
@@ -195,5 +224,15 @@ def _lm_loss(model, tok, enc: list[list[int]], layer: int, fn, batch: int) -> fl
             logits = model(ids, attention_mask=mask).logits[:, :-1].float()
         tgt, w = ids[:, 1:], mask[:, 1:].float()
         ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2), tgt, reduction="none")
-        tot, n = tot + float((ce * w).sum()), n + int(w.sum())
-    return tot / max(n, 1)
+        tots.append((ce * w).sum(1).double().numpy())
+        ns.append(w.sum(1).double().numpy())
+    return np.concatenate(tots), np.concatenate(ns)
+
+
+def paired_delta_ci(tot: np.ndarray, n: np.ndarray, base: np.ndarray, n_boot: int = 2000, seed: int = 0) -> list[float]:
+    """95% bootstrap interval of sum(tot)/sum(n) - sum(base)/sum(n), resampling documents (paired: the same
+    documents under both conditions)."""
+    rng = np.random.default_rng(seed)
+    i = rng.integers(0, len(n), (n_boot, len(n)))
+    d = tot[i].sum(1) / n[i].sum(1) - base[i].sum(1) / n[i].sum(1)
+    return [float(np.percentile(d, 2.5)), float(np.percentile(d, 97.5))]

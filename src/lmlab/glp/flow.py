@@ -17,11 +17,23 @@ import torch
 
 
 def sample_sigma(n: int, kind: Literal["uniform", "logit_normal"] = "uniform", generator=None,
-                 device="cpu") -> torch.Tensor:
+                 device="cpu", strata: int = 1) -> torch.Tensor:
     """Training noise levels (n,). uniform: the paper's discrete grid 1 - k/1000, k ~ U{0..999}
-    (diffusers FlowMatchEulerDiscreteScheduler, shift 1); logit_normal: sigmoid(N(0, 1)) (SD3, Esser et al. 2024)."""
+    (diffusers FlowMatchEulerDiscreteScheduler, shift 1); logit_normal: sigmoid(N(0, 1)) (SD3, Esser et al. 2024).
+
+    strata > 1 (uniform only): the whole call draws k from one random coset {o, o + strata, ...} of the grid,
+    o ~ U{0..strata-1}. Each k still has probability 1/1000 (the marginal is the paper's, exactly), but the n
+    levels take at most 1000/strata distinct values, evenly spread over [0, 1] (a stratified, low-discrepancy
+    draw in the spirit of Kingma et al. 2021's VDM sampler), so the denoiser's deduplicated time path costs
+    1/strata as much."""
     if kind == "uniform":
-        k = torch.randint(0, 1000, (n,), generator=generator, device=device)
+        if 1000 % strata:
+            raise ValueError(f"strata={strata} must divide the 1000-level grid")
+        if strata == 1:
+            k = torch.randint(0, 1000, (n,), generator=generator, device=device)
+        else:
+            o = torch.randint(0, strata, (1,), generator=generator, device=device)
+            k = o + strata * torch.randint(0, 1000 // strata, (n,), generator=generator, device=device)
         return 1.0 - k.float() / 1000.0
     return torch.sigmoid(torch.randn(n, generator=generator, device=device))
 

@@ -1,6 +1,6 @@
 """Train a GLP denoiser on an activation store (GLP §2.3 recipe, scaled for CPU budgets by the presets).
 
-Data: the store's rows minus a held-out set (every row of documents with doc index % 50 == 49: ~2% of the
+Data: the store's rows minus a held-out set (every row of documents with doc index % 20 == 19: 5% of the
 documents, so held-out rows come from many documents), z-scored with the store's statistics. The batch of
 step s is a pure function of (seed, s): epoch e = s // steps_per_epoch draws one permutation of the train rows
 from default_rng([seed, e]) and step s takes the next global batch of it — no row twice in an epoch, exact
@@ -11,6 +11,7 @@ clipping, bf16 autocast with fp32 master weights, optional EMA of the weights (n
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -25,9 +26,9 @@ from lmlab.config import check_literal, from_dict, preset
 from lmlab.errors import ConfigError, DataError, NonFiniteLoss, ResumeMismatch
 from lmlab.glp.flow import fm_loss, sample_sigma
 from lmlab.glp.net import GLP, Denoiser, DenoiserConfig, Normalizer
-from lmlab.io import append_jsonl, read_json, write_json
+from lmlab.io import append_jsonl, read_json, save_safetensors, write_json
 
-HELD_OUT_MOD = 50
+HELD_OUT_MOD = 20
 
 
 @dataclass
@@ -52,10 +53,16 @@ class GLPTrainConfig:
     """Global gradient-norm clip (paper: 1.0)."""
     sigma: Literal["uniform", "logit_normal"] = "uniform"
     """Training noise-level distribution (paper: uniform)."""
+    sigma_strata: int = 8
+    """Uniform sigma only: each global batch draws its levels from one random coset of the 1000-level grid
+    (flow.sample_sigma): same marginal as the paper, <= 1000/strata distinct levels per batch, so the
+    deduplicated time path is ~strata times cheaper. 1 = iid levels, exactly as the paper."""
     dtype: Literal["fp32", "bf16"] = "bf16"
     """bf16 autocast with fp32 master weights (paper), or fp32."""
     ema: float | None = None
-    """EMA decay of the weights (None: off, as in the paper)."""
+    """EMA decay of the weights (None: off, as in the paper). With warm-up: the decay at step t is
+    min(ema, (1 + t) / (10 + t)). Evaluations, runs.csv rows and glp.safetensors then use the EMA weights
+    (the raw ones are saved as glp.raw.safetensors)."""
     seed: int = 0
     """Seeds init, batches and noise."""
     log_every: int = 10
@@ -73,6 +80,8 @@ class GLPTrainConfig:
         if isinstance(self.net, dict):
             self.net = from_dict(DenoiserConfig, self.net)
         check_literal(self)
+        if self.sigma_strata < 1 or 1000 % self.sigma_strata:
+            raise ConfigError(f"sigma_strata={self.sigma_strata} must divide 1000", "use 1, 2, 4, 5, 8, 10, ...")
         if min(self.batch_size, self.max_steps) < 1:
             raise ConfigError("batch_size and max_steps must be >= 1", "fix the config")
 
@@ -104,6 +113,34 @@ def smollm2_d12() -> GLPTrainConfig:
     return _smollm2(12)
 
 
+def _paper_llama1b(depth: int) -> GLPTrainConfig:
+    # glp.md §2-3: Llama-3.2-1B (d=2048), d_model 4096, d_mlp 8192; AdamW 5e-5, warmup 1%, cosine to 10%, clip 1,
+    # bf16 autocast, batch 4096, one pass over 1B activations (244,140 steps), iid uniform sigma
+    return GLPTrainConfig(net=DenoiserConfig(d_in=2048, n_layers=depth), batch_size=4096, max_steps=244_140,
+                          lr=5e-5, sigma_strata=1, ckpt_every=7812, log_every=10, eval_rows=16384)
+
+
+@preset("glp", "paper-llama1b-d3")
+def paper_llama1b_d3() -> GLPTrainConfig:
+    """The paper's glp-llama1b-d3 (453,117,952 params) and its training recipe, for GPU users."""
+    return _paper_llama1b(3)
+
+
+@preset("glp", "paper-llama1b-d6")
+def paper_llama1b_d6() -> GLPTrainConfig:
+    return _paper_llama1b(6)
+
+
+@preset("glp", "paper-llama1b-d12")
+def paper_llama1b_d12() -> GLPTrainConfig:
+    return _paper_llama1b(12)
+
+
+@preset("glp", "paper-llama1b-d24")
+def paper_llama1b_d24() -> GLPTrainConfig:
+    return _paper_llama1b(24)
+
+
 def checkpoint_steps(max_steps: int, per_decade: int = 4) -> list[int]:
     """Log-spaced checkpoint steps (they feed the loss-vs-compute fit), always including max_steps."""
     pts = {int(round(10 ** (k / per_decade))) for k in range(int(per_decade * math.log10(max_steps)) + 1)}
@@ -120,7 +157,8 @@ def lr_at(cfg: GLPTrainConfig, step: int) -> float:
 
 
 def split_rows(store) -> tuple[np.ndarray, np.ndarray]:
-    """(train row indices, held-out row indices): held out = documents with index % 50 == 49."""
+    """(train row indices, held-out row indices): held out = documents with index % 20 == 19 (5%: a 1M-row
+    SmolLM2 store gives ~650 held-out documents, enough for FD references from >= 400 documents)."""
     held = store.provenance()["doc"] % HELD_OUT_MOD == HELD_OUT_MOD - 1
     return np.nonzero(~held)[0], np.nonzero(held)[0]
 
@@ -137,11 +175,15 @@ def batch_rows(train_rows: np.ndarray, cfg: GLPTrainConfig, step: int, rank: int
     return rows[rank::world]
 
 
-def _noise(cfg: GLPTrainConfig, step: int, shape: tuple[int, int], rank: int, world: int):
-    """Noise and sigmas of the global batch of `step`, this rank's slice (so K ranks = 1 process)."""
-    g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-    sigma = sample_sigma(shape[0] * world, cfg.sigma, generator=g)
-    eps = torch.randn(shape[0] * world, shape[1], generator=g)
+def _noise(cfg: GLPTrainConfig, step: int, shape: tuple[int, int], rank: int, world: int, device=None):
+    """Noise and sigmas of the global batch of `step`, this rank's slice (so K ranks = 1 process). On CUDA the
+    noise is drawn there (a CPU randn of 4096 x 2048 would bound the step); the stream then differs from the
+    CPU one, and resuming stays exact on the same kind of device."""
+    dev = device if device is not None and device.type == "cuda" else torch.device("cpu")
+    g = torch.Generator(dev).manual_seed(cfg.seed * 1_000_003 + step)
+    strata = cfg.sigma_strata if cfg.sigma == "uniform" else 1
+    sigma = sample_sigma(shape[0] * world, cfg.sigma, generator=g, strata=strata, device=dev)
+    eps = torch.randn(shape[0] * world, shape[1], generator=g, device=dev)
     return sigma[rank::world], eps[rank::world]
 
 
@@ -168,18 +210,51 @@ def _build(cfg: GLPTrainConfig, store, device) -> tuple[GLP, torch.optim.AdamW]:
     torch.manual_seed(cfg.seed)
     st = store.stats
     glp = GLP(Denoiser(cfg.net), Normalizer(st["mean"], st["var"])).to(device)
-    opt = torch.optim.AdamW(glp.net.parameters(), lr=cfg.lr, betas=(0.9, 0.999), weight_decay=cfg.weight_decay)
+    # fused: one kernel per step over all parameters (CPU and CUDA); same update as the paper's default AdamW
+    opt = torch.optim.AdamW(glp.net.parameters(), lr=cfg.lr, betas=(0.9, 0.999), weight_decay=cfg.weight_decay,
+                            fused=True)
     return glp, opt
 
 
-def _step(cfg, model, glp, opt, store, train_rows, step, rank, world, device) -> float:
-    rows = batch_rows(train_rows, cfg, step, rank, world)
-    x = store.get(rows).to(device)
+def load_batch(cfg, store, train_rows, step, rank, world, device):
+    """(x raw (B, d), sigma (B,), eps (B, d)) of `step` for this rank, on `device`: a pure function of the step."""
+    cuda = device.type == "cuda"
+    x = store.get(batch_rows(train_rows, cfg, step, rank, world), raw=cuda)  # GPU: copy bf16, convert there
+    sigma, eps = _noise(cfg, step, tuple(x.shape), rank, world, device)
+    if cuda:
+        x = x.pin_memory().to(device, non_blocking=True).float()
     if not torch.isfinite(x).all():
         raise DataError(f"NaN/inf in the activation batch of step {step + 1}", "verify/re-harvest the store")
-    sigma, eps = _noise(cfg, step, tuple(x.shape), rank, world)
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.dtype == "bf16"):
-        loss = fm_loss(model, glp.encode(x), sigma.to(device), eps.to(device))
+    return x, sigma, eps
+
+
+def prefetch(load, steps, depth: int = 2):
+    """Iterate load(step) for step in steps, computed `depth` steps ahead in a background thread: the memmap
+    gather and the host->device copy overlap the training step (the paper's trainer waits on its DataLoader)."""
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=depth)
+
+    def work():
+        try:
+            for s in steps:
+                q.put(load(s))
+        except BaseException as e:  # surfaced in the consumer, never swallowed
+            q.put(e)
+
+    threading.Thread(target=work, daemon=True).start()
+    for _ in steps:
+        item = q.get()
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+
+
+def _step(cfg, model, glp, opt, batch, step, world) -> float:
+    x, sigma, eps = batch
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=cfg.dtype == "bf16"):
+        loss = fm_loss(model, glp.encode(x), sigma, eps)
     loss.backward()  # DDP averages the ranks' (equal-sized) mean losses' gradients: the global mean
     lv = loss.detach().clone()
     if world > 1:
@@ -208,9 +283,12 @@ def train_glp(cfg: GLPTrainConfig, out: str | Path, resume: bool = False, progre
     store = ActivationStore.open(cfg.store)
     train_rows, held = split_rows(store)
     glp, opt = _build(cfg, store, device)
+    ema = copy.deepcopy(glp.net).requires_grad_(False) if cfg.ema else None
+    scored = glp if ema is None else GLP(ema, glp.normalizer)  # what evaluations and the artifact use
+    saved = glp.net if ema is None else torch.nn.ModuleDict({"net": glp.net, "ema": ema})  # checkpointed
     start = _start(cfg, out, resume)
     if start:
-        checkpoint.load(checkpoint.latest(out), glp.net, opt)
+        checkpoint.load(checkpoint.latest(out), saved, opt)
     dist.print0(glp.net.summary())
     model = glp
     if world > 1:
@@ -223,31 +301,44 @@ def train_glp(cfg: GLPTrainConfig, out: str | Path, resume: bool = False, progre
 
     peak = peak_flops(device, cfg.dtype) * world
     with _progress(progress and dist.is_main(), cfg.max_steps, start) as bar:
-        for step in range(start, cfg.max_steps):
+        batches = prefetch(lambda s: load_batch(cfg, store, train_rows, s, rank, world, device),
+                           range(start, cfg.max_steps))
+        t0 = time.perf_counter()
+        for step, batch in zip(range(start, cfg.max_steps), batches):
             for gr in opt.param_groups:
                 gr["lr"] = lr_at(cfg, step)
-            t0 = time.perf_counter()
-            loss, done = _step(cfg, model, glp, opt, store, train_rows, step, rank, world, device), step + 1
-            sps = cfg.batch_size / max(time.perf_counter() - t0, 1e-9)  # activations (= tokens) per second
+            loss, done = _step(cfg, model, glp, opt, batch, step, world), step + 1
+            if ema is not None:
+                _ema_update(ema, glp.net, min(cfg.ema, (1 + step) / (10 + step)))
+            sps = cfg.batch_size / max(time.perf_counter() - t0, 1e-9)  # activations/s, data wait included
             row = {"step": done, "loss": loss, "lr": opt.param_groups[0]["lr"], "tokens_per_sec": sps,
                    "mfu": sps * 6 * n / peak}
             if dist.is_main() and (done % cfg.log_every == 0 or done in evals):
                 append_jsonl(out / "metrics.jsonl", row)
             if done in evals and dist.is_main():
-                last = {"step": done, "heldout_loss": heldout_loss(glp, ev), "activations": done * cfg.batch_size}
+                last = {"step": done, "heldout_loss": heldout_loss(scored, ev), "activations": done * cfg.batch_size}
                 append_jsonl(out / "metrics.jsonl", {"step": done, "eval": last})
                 runs.append_row(Path(cfg.runs_csv or out / "runs.csv"), {"run": out.resolve().name, "step": done, "N": n, "D": done *
                                 cfg.batch_size, "C": 6 * n * done * cfg.batch_size, "loss": last["heldout_loss"],
                                 "train_loss": loss, "depth": cfg.net.n_layers})
             if (done % cfg.ckpt_every == 0 or done == cfg.max_steps) and dist.is_main():
-                checkpoint.save(out, glp.net, opt, {"step": done})
+                checkpoint.save(out, saved, opt, {"step": done})
             dist.barrier()
             bar(done, row)
-    summary = _finish(cfg, out, glp, n, last) if dist.is_main() else {}
+            t0 = time.perf_counter()  # evals and checkpoints are not counted as training time
+    if ema is not None and dist.is_main():
+        save_safetensors(out / "glp.raw.safetensors", glp.state_dict())
+    summary = _finish(cfg, out, scored, n, last) if dist.is_main() else {}
     dist.barrier()
     if owns:
         dist.cleanup()
     return summary
+
+
+@torch.no_grad()
+def _ema_update(ema: torch.nn.Module, net: torch.nn.Module, decay: float) -> None:
+    """ema <- decay * ema + (1 - decay) * net, all parameters in one foreach call."""
+    torch._foreach_lerp_(list(ema.parameters()), list(net.parameters()), 1.0 - decay)
 
 
 def _start(cfg: GLPTrainConfig, out: Path, resume: bool) -> int:
@@ -279,7 +370,6 @@ def _start(cfg: GLPTrainConfig, out: Path, resume: bool) -> int:
 
 
 def _finish(cfg: GLPTrainConfig, out: Path, glp: GLP, n: int, last: dict) -> dict:
-    from lmlab.io import save_safetensors
 
     save_safetensors(out / "glp.safetensors", glp.state_dict())
     summary = {"params": n, "steps": cfg.max_steps, "activations": cfg.max_steps * cfg.batch_size,
