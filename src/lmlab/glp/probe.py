@@ -236,6 +236,9 @@ def read_csv_task(path: str | Path) -> tuple[list[str], list[int]]:
         raise DataError(f"CSV task {path}: a label is not 0/1 ({e})", "labels must be 0 or 1") from e
     if set(labels) - {0, 1}:
         raise DataError(f"CSV task {path}: labels must be 0 or 1", "fix the label column")
+    if min(labels.count(0), labels.count(1)) < 5:
+        raise DataError(f"probing task {path.name} is empty or one-sided ({labels.count(1)} positive, "
+                        f"{labels.count(0)} negative rows)", "give at least 5 rows of each label")
     return [r["text"] for r in rows], labels
 
 
@@ -385,6 +388,8 @@ def probe(cfg: ProbeConfig, progress: bool = True) -> dict:
     from lmlab.models import load_causal_lm
 
     names = check_config(cfg)
+    for f in cfg.csv:
+        read_csv_task(f)  # bad CSV tasks fail before the model loads
     glp, store = glp_context(cfg.glp or None, cfg.store)
     if glp is None:
         raise ConfigError("probing needs a GLP", "pass --glp DIR")
@@ -440,5 +445,68 @@ def probe_plot(result: dict, png: str | Path, title: str = "1-D probing") -> Pat
     ax.set_xticks(range(len(sets)), sets)
     ax.set(ylabel="test AUC (best single feature)", title=f"{title} ({len(result['tasks'])} tasks; 95% CI)")
     ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    return _save(fig, png)
+
+
+# ---- across GLP checkpoints: mean 1-D AUC vs held-out diffusion loss -------------------------------------------
+def glp_heldout_loss(glp, store, eval_rows: int = 4096) -> float:
+    """The trainer's held-out diffusion loss (fixed held-out rows, noise and sigmas) for any GLP on its store."""
+    from lmlab.glp.train import GLPTrainConfig, _heldout, heldout_loss, split_rows
+
+    _, held = split_rows(store)
+    return heldout_loss(glp, _heldout(store, held, GLPTrainConfig(eval_rows=eval_rows), glp, torch.device("cpu")))
+
+
+def probe_family(glps: dict[str, object], cfg: ProbeConfig, sigma: float = 0.1, progress: bool = True) -> list[dict]:
+    """One LM pass and one task set; per GLP (label -> GLP on the same store): held-out loss and mean 1-D
+    test AUC of its meta-neurons at sigma (bootstrap CI over tasks), raw beside it."""
+    import sys
+
+    from lmlab.acts.store import ActivationStore
+    from lmlab.glp.stats import mean_ci
+    from lmlab.models import load_causal_lm
+
+    names = check_config(cfg)
+    store = ActivationStore.open(cfg.store)
+    model, tok = load_causal_lm(store.model)
+    texts, tags = _texts(cfg, names)
+    c = collect(model, tok, store.layer, texts, cfg.seq_len)
+    tasks = build_tasks(c, tags, cfg, names)
+    nodense = ProbeConfig(**{**cfg.__dict__, "dense": False})
+    raw = [probe_task(t, {"raw": c.resid}, c.doc, nodense)["raw"]["test_auc"] for t in tasks]
+    rows = []
+    for label, glp in glps.items():
+        feats = {"meta": meta_neurons(glp, c.resid, sigma, cfg.seed)}
+        aucs = [probe_task(t, feats, c.doc, nodense)["meta"]["test_auc"] for t in tasks]
+        rows.append({"glp": label, "heldout_loss": glp_heldout_loss(glp, store), "sigma": sigma,
+                     "meta": mean_ci(aucs, cfg.n_boot, seed=cfg.seed), "raw": mean_ci(raw, cfg.n_boot, seed=cfg.seed),
+                     "per_task": dict(zip([t.name for t in tasks], aucs))})
+        if progress:
+            print(f"{label}: loss {rows[-1]['heldout_loss']:.3f} mean 1-D AUC {rows[-1]['meta']['mean']:.3f}",
+                  file=sys.stderr)
+    return rows
+
+
+def family_plot(rows: list[dict], png: str | Path) -> Path:
+    """Mean 1-D meta-neuron AUC (95% CI over tasks) vs GLP held-out loss; raw residual as a line."""
+    from lmlab.report.plots import _plt, _save
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.0, 4.0), dpi=110)
+    x = [r["heldout_loss"] for r in rows]
+    y = [r["meta"]["mean"] for r in rows]
+    err = [[r["meta"]["mean"] - r["meta"]["lo"] for r in rows], [r["meta"]["hi"] - r["meta"]["mean"] for r in rows]]
+    ax.errorbar(x, y, yerr=err, fmt="o-", capsize=3, label=f"GLP meta-neurons (sigma {rows[0]['sigma']:g})")
+    for r, xi, yi in zip(rows, x, y):
+        ax.annotate(r["glp"], (xi, yi), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    raw = rows[0]["raw"]
+    ax.axhspan(raw["lo"], raw["hi"], color="0.85", label="raw residual dims (95% CI)")
+    ax.axhline(raw["mean"], color="0.5", lw=1)
+    ax.set(xlabel="GLP held-out diffusion loss", ylabel="mean 1-D test AUC over tasks",
+           title="1-D probing vs GLP quality")
+    ax.invert_xaxis()
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return _save(fig, png)

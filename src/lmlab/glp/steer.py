@@ -309,6 +309,16 @@ def glp_context(glp_dir: str | Path | None, store: str | Path | None):
     return glp, st
 
 
+def check_direction_args(concept: str | None, vector: str | None, d_model: int) -> None:
+    """Fail before any model is loaded: a known concept set (or readable .json) and a vector of the right size."""
+    if vector is not None:
+        load_vector(vector, d_model)
+    elif concept is None:
+        raise ConfigError("no steering direction", "pass --concept NAME or --vector FILE.safetensors")
+    if concept is not None and concept not in CORPUS_CONCEPTS:
+        concept_texts(concept)
+
+
 def find_direction(model, tok, layer: int, d_model: int, concept: str | None, vector: str | None,
                    n_docs: int = 128) -> Direction:
     """A DiffMean concept direction or a user vector; with a vector, a concept (if given) scales the score."""
@@ -388,6 +398,7 @@ def steer_sweep(cfg: SteerSweepConfig, out: str | Path, progress: bool = True) -
     glp, store = glp_context(cfg.glp, cfg.store)
     if glp is None and set(cfg.modes) - {"plain"}:
         raise ConfigError("GLP modes need --glp DIR", "pass --glp or use --modes plain")
+    check_direction_args(cfg.concept, cfg.vector, store.d_model)
     write_json(out / "config.json", cfg.__dict__)
     model, tok = load_causal_lm(store.model)
     d = find_direction(model, tok, store.layer, store.d_model, cfg.concept, cfg.vector, cfg.n_docs)
@@ -497,6 +508,7 @@ def steer_once(prompt: str, glp_dir: str | None = None, store: str | None = None
     glp, st = glp_context(glp_dir if mode != "plain" or glp_dir else None, store)
     if mode != "plain" and glp is None:
         raise ConfigError(f"mode {mode!r} needs a GLP", "pass --glp DIR (or use --mode plain)")
+    check_direction_args(concept, vector, st.d_model)
     model, tok = load_causal_lm(st.model)
     d = find_direction(model, tok, st.layer, st.d_model, concept, vector, n_docs)
     alpha = r * st.stats["mean_norm"]
