@@ -173,11 +173,16 @@ def fit_varpro(law: Law, arrays: dict, n_grid: int = 60) -> tuple[np.ndarray, di
 
 # ---- the public entry point ----------------------------------------------------------------------------
 def fit(law: str, *, loss, N=None, D=None, C=None, method: str = "huber", bootstrap: int = 0, seed: int = 0,
-        groups=None, starts: int | str = "all", boot_starts: int = 4, delta: float = HUBER_DELTA) -> FitResult:
+        groups=None, starts: int | str = "all", boot_starts: int = 4, delta: float = HUBER_DELTA,
+        grid: dict | None = None) -> FitResult:
     """Fit `law` to points (N, D, C, loss). bootstrap > 0 resamples points (or whole `groups`, e.g. runs) with
     replacement and refits from the full-data optimum plus the `boot_starts` best grid starts (95% intervals).
-    Deterministic given `seed`."""
+    `grid` replaces the law's multi-start grid ({θ name: values}). Deterministic given `seed`."""
+    import dataclasses
+
     lw = get_law(law)
+    if grid is not None:
+        lw = dataclasses.replace(lw, grid={k: tuple(grid[k]) for k in lw.theta})
     if method not in ("huber", "varpro"):
         raise DataError(f"unknown fit method '{method}'", "use huber or varpro")
     arrays = check_inputs(lw, loss, N=N, D=D, C=C)
@@ -224,7 +229,9 @@ def _bootstrap(lw: Law, arrays: dict, method: str, th: np.ndarray, x0: dict, n_b
     k = len(base)
     X, F, _ = batched_lbfgs(huber_objective(lw, x, logy, np.repeat(W, k, 0), delta), np.tile(base, (len(W), 1)))
     best = np.argmin(F.reshape(len(W), k), 1)
-    return [{n: float(v) for n, v in lw.to_params(X[b * k + j], x0).items()} for b, j in enumerate(best)]
+    with np.errstate(over="ignore"):
+        out = [{n: float(v) for n, v in lw.to_params(X[b * k + j], x0).items()} for b, j in enumerate(best)]
+    return [p for p in out if all(np.isfinite(v) for v in p.values())]  # drop diverged resamples (overflow)
 
 
 def _group_members(groups, n: int) -> list[np.ndarray]:

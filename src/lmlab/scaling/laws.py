@@ -64,7 +64,8 @@ class Law:
         x = {k: np.log(np.asarray(inputs[k], dtype=np.float64)) for k in self.inputs}
         shape = np.broadcast_shapes(*(v.shape for v in x.values()))
         x = {k: np.broadcast_to(v, shape).ravel() for k, v in x.items()}
-        return np.exp(self.value_jac(th, x)[0]).reshape(shape)
+        with np.errstate(over="ignore", invalid="ignore"):
+            return np.exp(self.value_jac(th, x)[0]).reshape(shape)
 
 
 def _jac(*cols: np.ndarray) -> np.ndarray:

@@ -51,10 +51,11 @@ def predict_extrapolation(c: np.ndarray, loss: np.ndarray, fit_max_compute: floa
 def compute_optimal(params: dict, c) -> tuple[np.ndarray, np.ndarray]:
     """N_opt(C), D_opt(C) minimising E + A/N^α + B/D^β subject to C = 6 N D (Hoffmann et al. 2022 eq. 4):
     N_opt = G (C/6)^(β/(α+β)), D_opt = G^-1 (C/6)^(α/(α+β)), G = (αA / (βB))^(1/(α+β))."""
-    a, b, A, B = params["alpha"], params["beta"], params["A"], params["B"]
+    a, b, A, B = (np.float64(params[k]) for k in ("alpha", "beta", "A", "B"))
     c = np.asarray(c, float)
-    G = (a * A / (b * B)) ** (1 / (a + b))
-    return G * (c / 6) ** (b / (a + b)), (c / 6) ** (a / (a + b)) / G
+    with np.errstate(all="ignore"):  # degenerate bootstrap fits (an exponent or coefficient at 0) give nan/inf
+        G = (a * A / (b * B)) ** (1 / (a + b))
+        return G * (c / 6) ** (b / (a + b)), (c / 6) ** (a / (a + b)) / G
 
 
 def allocation(res: FitResult, c) -> list[dict]:
@@ -66,10 +67,12 @@ def allocation(res: FitResult, c) -> list[dict]:
                "loss": float(res.predict(N=n, D=d))}
         if res.boot:
             nd = np.array([compute_optimal(p, ct) for p in res.boot])  # (n_boot, 2)
+            nd[~np.isfinite(nd)] = np.nan
             for j, k in enumerate(("N_opt", "D_opt")):
-                row[f"{k}_ci"] = [float(np.quantile(nd[:, j], 0.025)), float(np.quantile(nd[:, j], 0.975))]
+                row[f"{k}_ci"] = [float(np.nanquantile(nd[:, j], 0.025)), float(np.nanquantile(nd[:, j], 0.975))]
             tpp = nd[:, 1] / nd[:, 0]
-            row["tokens_per_param_ci"] = [float(np.quantile(tpp, 0.025)), float(np.quantile(tpp, 0.975))]
+            row["tokens_per_param_ci"] = [float(np.nanquantile(tpp, 0.025)), float(np.nanquantile(tpp, 0.975))]
+            row["n_bootstrap_degenerate"] = int(np.isnan(tpp).sum())
         out.append(row)
     return out
 
