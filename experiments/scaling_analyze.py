@@ -8,7 +8,7 @@ lmlab sweeps (experiments/scaling_sweep.sh on CPU, experiments/scaling_sweep_gpu
    every evaluated checkpoint of every run from 25% of its horizon on (earlier checkpoints dropped, Choshen et al.
    2025), bootstrap over runs; compute-optimal tokens/param (closed form under C = 6ND) with intervals.
 
-Usage: .venv/bin/python experiments/scaling_analyze.py [--out docs/results/scaling] [--n-boot 400]
+Usage: .venv/bin/python experiments/scaling_analyze.py [--out docs/results/scaling] [--n-boot 200]
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def chinchilla_grid(path: Path, out: Path, tag: str, n_boot: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="docs/results/scaling")
-    ap.add_argument("--n-boot", type=int, default=400)
+    ap.add_argument("--n-boot", type=int, default=200)
     args = ap.parse_args()
     out = Path(args.out)
     cpu, gpu = out / "runs_cpu.csv", out / "runs_gpu.csv"
