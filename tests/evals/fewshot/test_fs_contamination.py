@@ -58,3 +58,21 @@ def test_cli_on_a_local_corpus(tmp_path):
                   check=True)
     out = json.loads(r.stdout)
     assert out["dirty"] == 1 and out["n"] == 8 and out["examples"] == 4
+
+
+def test_cli_scores_clean_subset_from_records(tmp_path):
+    task = tmp_path / "t"
+    task.mkdir()
+    docs = [{"text": e, "answer": "x"} for e in EXAMPLES]
+    (task / "test.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    (task / "task.yaml").write_text("output_type: loglikelihood\ntemplate: '{text}'\nfewshot_split: test\n"
+                                    "data: {test: test.jsonl}\n")
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(EXAMPLES[0] + "\n")
+    rec = tmp_path / "t_k0.jsonl"
+    rec.write_text("".join(json.dumps({"i": i, "acc": a}) + "\n" for i, a in enumerate([1.0, 0.0, 1.0, 0.0])))
+    (tmp_path / "t_k0.json").write_text(json.dumps({"shots": 0, "primary_metric": "acc"}))
+    r = run_lmlab("eval", "contamination", "--task", str(task / "task.yaml"), "--corpus", str(corpus),
+                  "--records", str(rec), "--json", check=True)
+    s = json.loads(r.stdout)["scores"]
+    assert s["all"]["value"] == 0.5 and s["clean"]["value"] == pytest.approx(1 / 3) and s["dirty"]["n"] == 1

@@ -69,6 +69,8 @@ def contamination_cmd(
     model: str = typer.Option(None, help="Also score the model: clean-subset score and relative change."),
     shots: int = typer.Option(0, help="K demonstrations when scoring."),
     threads: int = typer.Option(0, help="torch CPU threads (0: torch's default)."),
+    records: Path = typer.Option(None, help="Score from per-example records of `lmlab eval fewshot --out` "
+                                            "(<task>_k<K>.jsonl) instead of running a model."),
     out: Path = typer.Option(None, help="Write contamination.json (+ per-example flags) here."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
@@ -91,6 +93,18 @@ def contamination_cmd(
         m, tok = load_causal_lm(model)
         summary, records = evaluate(t, HFRunner(m, tok), shots, FewshotConfig(model=model), limit=limit)
         result.update(model=model, shots=shots, scores=clean_scores(records, dirty, summary["primary_metric"]))
+    elif records is not None:
+        from lmlab.io import read_json, read_jsonl
+
+        rows = read_jsonl(records)
+        summary = read_json(records.with_suffix(".json"))
+        if any(r["i"] >= len(dirty) for r in rows):
+            from lmlab.errors import ConfigError
+
+            raise ConfigError(f"{records} has examples beyond the {len(dirty)} checked", "raise or drop --limit")
+        flags = [dirty[r["i"]] for r in rows]
+        result.update(records=str(records), shots=summary["shots"],
+                      scores=clean_scores(rows, flags, summary["primary_metric"]))
     if out is not None:
         from lmlab.io import write_json
 
