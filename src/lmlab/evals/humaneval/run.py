@@ -69,7 +69,7 @@ class VerdictCache:
 def execute(samples: list[dict], problems: dict[str, dict], cfg: EvalConfig, progress: bool = False) -> tuple[
         list[str], dict]:
     """Verdict string per sample (aligned with `samples`) and execution stats."""
-    from lmlab.evals.humaneval.sandbox import Pool
+    from lmlab.evals.humaneval.sandbox import Pool, record_calls
 
     cache = VerdictCache(cfg.cache)
     phash = {t: data.problem_hash(p) for t, p in problems.items()}
@@ -80,7 +80,11 @@ def execute(samples: list[dict], problems: dict[str, dict], cfg: EvalConfig, pro
             todo[key] = s
     stats = {"n_unique_executed": len(todo), "n_cached_or_duplicate": len(samples) - len(todo)}
     if todo:
-        judges = {t: data.judge_code(problems[t]) for t in {s["task_id"] for s in todo.values()}}
+        used = {s["task_id"] for s in todo.values()}
+        judges = {t: data.judge_code(problems[t]) for t in used}
+        # what each test calls, recorded once per problem against its reference solution (sandbox.judge)
+        calls = {t: record_calls(judges[t], problems[t]["entry_point"], o) if (o := data.oracle(problems[t]))
+                 else None for t in used}
         hide = [str(Path(cfg.problems).resolve()) if cfg.problems else str(data.default_problem_file())]
         if cfg.cache:
             hide.append(str(Path(cfg.cache).resolve()))
@@ -90,7 +94,8 @@ def execute(samples: list[dict], problems: dict[str, dict], cfg: EvalConfig, pro
             def one(item):
                 key, s = item
                 p = problems[s["task_id"]]
-                res = pool.run(data.program(p, s["completion"]), p["entry_point"], judges[s["task_id"]])
+                res = pool.run(data.program(p, s["completion"]), p["entry_point"], judges[s["task_id"]],
+                               calls[s["task_id"]])
                 bar()
                 return key, res
 

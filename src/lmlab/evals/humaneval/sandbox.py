@@ -137,7 +137,7 @@ class Worker:
         finally:
             theirs.close()
 
-    def run(self, program: str, entry: str, judge_code, deadline_s: float) -> str:
+    def run(self, program: str, entry: str, judge_code, deadline_s: float, calls=None) -> str:
         """Execute `program` in a fresh sample process and run the compiled test `judge_code` against it.
 
         The next sample's process is forked while this one is judged (it sets itself up and then waits for
@@ -146,22 +146,39 @@ class Worker:
         if self.proc is None or self.proc.poll() is not None:
             self.start()
             self.spare = None
-        pid, ours = self.spare or self._spawn()
-        self.spare = None
-        try:
-            self.spare = self._spawn()
-            return judge(ours, program, entry, judge_code, time.monotonic() + deadline_s)
-        finally:
-            ours.close()
-            self._request({"op": "kill", "pid": pid})  # returns once every process of the sample is gone
+        for live in ((False, True) if calls else (True,)):
+            pid, ours = self.spare or self._spawn()
+            self.spare = None
+            try:
+                self.spare = self._spawn()
+                return judge(ours, program, entry, judge_code, time.monotonic() + deadline_s,
+                             None if live else calls)
+            except Diverged:
+                continue  # the test's calls depend on the candidate's answers: judge again, live, fresh process
+            finally:
+                ours.close()
+                self._request({"op": "kill", "pid": pid})  # returns once every process of the sample is gone
+        raise AssertionError("unreachable: the live judge never raises Diverged")
 
 
-def judge(sock: socket.socket, program: str, entry: str, judge_code, deadline: float) -> str:
-    """Run the trusted test with a stub `candidate` that forwards calls to the sample process."""
+class Diverged(BaseException):
+    """Replay saw a call the recording did not predict (the test's inputs depend on the candidate)."""
+
+
+def judge(sock: socket.socket, program: str, entry: str, judge_code, deadline: float, calls=None) -> str:
+    """Run the trusted test with a stub `candidate` that forwards calls to the sample process.
+
+    With `calls` (what the test calls when run against the trusted reference solution, see `record_calls`),
+    all calls are sent in one message and the sample streams its answers, which the test consumes as it runs
+    (one round trip instead of one per call). If the test makes a call the recording did not predict (its
+    inputs depend on the candidate's answers), `Diverged` is raised and the caller re-judges live.
+    """
     stub = _Remote(sock, deadline)
     try:
         stub.load(program, entry)
-        g: dict = {"__name__": "__lmlab_judge__"}
+        if calls:
+            stub.stream(calls)
+        g = _judge_globals()
         exec(judge_code, g)  # trusted: the problem's prompt (helpers such as poly) + test (defines check)
         g[entry] = stub  # tests that call the entry point by name reach the candidate too
         g["check"](stub)
@@ -176,21 +193,81 @@ def judge(sock: socket.socket, program: str, entry: str, judge_code, deadline: f
         return f"failed: {type(e).__name__}: {text}" if text else f"failed: {type(e).__name__}"
 
 
+def _judge_globals() -> dict:
+    """Fresh globals whose `import random` yields a private, fixed-seed module: a test's random inputs are
+    the same when recorded and when replayed, and judges in other threads do not share its state."""
+    import builtins
+    import random
+    import types
+
+    mod = types.ModuleType("random")
+    rng = random.Random(20210707)
+    for name, value in vars(random).items():
+        # the module's functions are bound methods of its hidden global instance: rebind them to ours
+        bound = getattr(value, "__self__", None) is random._inst
+        setattr(mod, name, getattr(rng, name) if bound else value)
+    real_import = builtins.__import__
+
+    def _import(name, *args, **kwargs):
+        return mod if name == "random" else real_import(name, *args, **kwargs)
+
+    return {"__name__": "__lmlab_judge__", "__builtins__": {**builtins.__dict__, "__import__": _import}}
+
+
+MAX_RECORDED_CALLS = 10_000
+
+
+def record_calls(judge_code, entry: str, oracle) -> list | None:
+    """Run the test against the trusted reference function; the encoded argument list of each call, or None
+    if the test does not run cleanly against it (then the caller judges live)."""
+    calls: list = []
+
+    def recorder(*args, **kwargs):
+        if kwargs or len(calls) >= MAX_RECORDED_CALLS:
+            raise Diverged()
+        calls.append(wire.encode(list(args)))
+        return oracle(*args)
+
+    g = _judge_globals()
+    try:
+        exec(judge_code, g)
+        g[entry] = recorder
+        g["check"](recorder)
+    except (Exception, Diverged):  # noqa: BLE001
+        return None
+    return calls
+
+
 class _Remote:
     """The `candidate` the test sees: a callable that returns decoded plain values or raises."""
 
     def __init__(self, sock: socket.socket, deadline: float):
         self.sock, self.deadline = sock, deadline
         self.loading = False
+        self.expected: list | None = None
+        self.n_calls = 0
 
     def load(self, program: str, entry: str) -> None:
         """Send the program; its reply is read together with the first call's (one round trip saved)."""
         self._send({"code": program, "entry": entry})
         self.loading = True
 
+    def stream(self, calls: list) -> None:
+        """Send every predicted call at once; __call__ then checks each call against the prediction."""
+        self.expected = calls
+        self._send(["batch", calls])
+
     def __call__(self, *args, **kwargs):
         if kwargs:
             raise CandidateError("keyword arguments are not supported by the executor")
+        if self.expected is not None:
+            i = self.n_calls
+            self.n_calls += 1
+            if i >= len(self.expected) or wire.encode(list(args)) != self.expected[i]:
+                raise Diverged()
+            if self.loading:
+                self.finish()
+            return self._reply()
         if self.loading:
             try:
                 self._send(["call", wire.encode(list(args))])
@@ -254,13 +331,13 @@ class Pool:
         self.isolation = self._free[0].start()
         _warn_weak(self.isolation)
 
-    def run(self, program: str, entry: str, judge_code) -> str:
+    def run(self, program: str, entry: str, judge_code, calls=None) -> str:
         with self._lock:
             w = self._free.pop()
         try:
             for attempt in range(2):  # a dead worker is restarted once; a second death is the sample's fault
                 try:
-                    return w.run(program, entry, judge_code, self.cfg.timeout)
+                    return w.run(program, entry, judge_code, self.cfg.timeout, calls)
                 except SandboxError as e:
                     w.close()
                     if attempt:
