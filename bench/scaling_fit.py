@@ -66,8 +66,7 @@ def run_package(d: dict) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         with open(os.path.join(tmp, "df.csv"), "w") as f:  # the package's database file (columns C, N, D, loss)
             f.write("C,N,D,loss\n")
-            for n, dd, lo in zip(d["N"], d["D"], d["loss"]):
-                f.write(f"{6 * n * dd:.6e},{n:.6e},{dd:.6e},{lo:.10f}\n")
+            f.writelines(f"{6 * n * dd:.6e},{n:.6e},{dd:.6e},{lo:.10f}\n" for n, dd, lo in zip(d["N"], d["D"], d["loss"]))
         cc = Chinchilla(tmp, param_grid={k: list(v) for k, v in SUBGRID.items()},
                         loss_fn=functools.partial(log_huber, delta=1e-3), log_level=logging.ERROR)
         t = time.perf_counter()
@@ -97,7 +96,7 @@ def main() -> None:
               "lmlab": ours, "chinchilla_pkg": pkg, "subgrid": SUBGRID,
               "speedup_subgrid_fit": pkg["time_s"] / ours["subgrid"]["time_s"],
               "machine": f"{os.cpu_count()} CPU cores, shared with other jobs (timings include contention)",
-              "command": "python bench/scaling_fit.py --n-boot %d" % args.n_boot}
+              "command": f"python bench/scaling_fit.py --n-boot {args.n_boot}"}
     write_json(Path(args.out), result)
     print(f"speed-up (243-start fit, package / lmlab): {result['speedup_subgrid_fit']:.1f}x -> {args.out}")
 

@@ -103,7 +103,7 @@ def test_batched_lbfgs_matches_scipy():
     x, x0, logy = _centre(lw, arr)
     fg = huber_objective(lw, x, logy, np.ones_like(logy))
     start = lw.from_params({"E": 2.0, "A": 300.0, "B": 1000.0, "alpha": 0.3, "beta": 0.3}, x0)
-    X, F, _ = batched_lbfgs(fg, start[None])
+    _, F, _ = batched_lbfgs(fg, start[None])
     ref = minimize(lambda t: (fg(t[None], np.zeros(1, int))[0][0], fg(t[None], np.zeros(1, int))[1][0]), start,
                    jac=True, method="L-BFGS-B", options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 5000})
     assert F[0] == pytest.approx(ref.fun, rel=1e-6, abs=1e-12)
@@ -116,7 +116,7 @@ def test_gradient_matches_finite_differences():
     for law in LAWS.values():
         x = {k: rng.normal(size=7) for k in law.inputs}
         th = rng.normal(size=len(law.theta)) * 0.3 + 0.5
-        f, J = law.value_jac(th, x)
+        _, J = law.value_jac(th, x)
         for j in range(len(th)):
             e = np.zeros_like(th)
             e[j] = 1e-6

@@ -8,8 +8,14 @@ import pytest
 
 from lmlab.errors import DataError
 from lmlab.scaling.laws import get_law
-from lmlab.scaling.predict import (allocation, compute_optimal, critical_batch, frontier, predict_extrapolation,
-                                   slowdown)
+from lmlab.scaling.predict import (
+    allocation,
+    compute_optimal,
+    critical_batch,
+    frontier,
+    predict_extrapolation,
+    slowdown,
+)
 
 TRUE = {"E": 1.9, "A": 120.0, "alpha": 0.12}
 
@@ -70,7 +76,7 @@ def test_allocation_has_intervals_from_bootstrap():
     y = get_law("chinchilla").predict(true, N=n, D=d) * np.exp(0.003 * rng.standard_normal(n.size))
     res = fit("chinchilla", N=n, D=d, loss=y, starts=20, bootstrap=40, seed=0)
     row = allocation(res, [1e21])[0]
-    n_true, d_true = compute_optimal(true, 1e21)
+    n_true, _ = compute_optimal(true, 1e21)
     assert row["N_opt_ci"][0] < row["N_opt"] < row["N_opt_ci"][1]
     assert row["tokens_per_param"] == pytest.approx(row["D_opt"] / row["N_opt"])
     assert row["N_opt"] == pytest.approx(n_true, rel=0.5)
