@@ -15,10 +15,18 @@ import torch
 def load_spec(spec: str):
     from safetensors.torch import load_file
 
+    from lmlab.acts.store import ActivationStore
     from lmlab.glp.evaluate import load_glp
+    from lmlab.glp.net import GLP, Denoiser, DenoiserConfig, Normalizer
+    from lmlab.io import read_json
 
     run, _, ckpt = spec.partition(":")
-    glp = load_glp(run)
+    if ckpt:  # the trainer's normaliser: the store's statistics (the run may not have finished)
+        cfg = read_json(Path(run) / "config.json")
+        st = ActivationStore.open(cfg["store"]).stats
+        glp = GLP(Denoiser(DenoiserConfig(**cfg["net"])), Normalizer(st["mean"], st["var"]))
+    else:
+        glp = load_glp(run)
     if ckpt == "init":
         torch.manual_seed(0)
         for m in glp.net.modules():

@@ -161,3 +161,15 @@ def test_demo_stage_quick(tmp_path, smol_glp):
     assert result["steer"]["rows"]["plain"]["retention"] == pytest.approx(1.0, abs=1e-4)
     assert {"meta@0.1", "meta@0.5", "raw", "mlp"} <= set(result["probe_mean"]) and len(result["probe_tasks"]) == 10
     assert section.images and (tmp_path / "glp_apps_probe.png").is_file()
+
+
+def test_continuation_metrics_batched_equals_one_by_one(smol):
+    model, tok = smol
+    prompts = ["The cat", "My neighbour told me that", "Yesterday I went to the market and"]
+    d = S.Direction(torch.nn.functional.normalize(torch.randn(576), dim=0), 2.0, -1.0)
+    p, c, _ = S.generate(model, tok, prompts, 15, None, max_new_tokens=5)
+    a = S.continuation_metrics(model, tok, 15, p, c, d, None, {"the"}, batch=8)
+    b = S.continuation_metrics(model, tok, 15, p, c, d, None, {"the"}, batch=1)
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-4), k
+    assert (a["nll"] > 0).all()

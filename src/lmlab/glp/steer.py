@@ -256,24 +256,29 @@ def generate(model, tok, prompts: list[str], layer: int, fn=None, max_new_tokens
 
 @torch.no_grad()
 def continuation_metrics(model, tok, layer: int, prompt_ids: list[list[int]], cont_ids: list[list[int]],
-                         d: Direction, mean: torch.Tensor, kw: set[str] | None = None) -> dict[str, torch.Tensor]:
+                         d: Direction, mean: torch.Tensor, kw: set[str] | None = None,
+                         batch: int = 64) -> dict[str, torch.Tensor]:
     """Per prompt (n,): NLL of the continuation under the unsteered model (mean over its tokens), concept
-    score (mean over continuation positions of <a - mean, w>, scaled to the concept sets: neg 0, pos 1), and
-    keyword fraction."""
+    score (mean over continuation positions of <a, w>, scaled to the concept sets: negative-set mean 0,
+    positive-set mean 1), and keyword fraction. Right-padded batches (causal: padding never affects real
+    positions)."""
+    from lmlab.acts.harvester import _pad
     from lmlab.acts.hooks import read_residual
 
     w, span = d.w.float(), (d.s_pos - d.s_neg) or 1.0
     nll, concept, kwf = [], [], []
-    for p, c in zip(prompt_ids, cont_ids):
-        ids = torch.tensor([p + c])
+    for i in range(0, len(prompt_ids), batch):
+        ps, cs = prompt_ids[i:i + batch], cont_ids[i:i + batch]
+        ids, mask = _pad([p + c for p, c in zip(ps, cs)], tok.pad_token_id or 0)
         with read_residual(model, layer) as got:
-            logits = model(ids).logits[0, len(p) - 1:-1].float()  # (len(c), vocab): predicts the continuation
-        nll.append(torch.nn.functional.cross_entropy(logits, torch.tensor(c)).item())
-        h = got[0][0, len(p):].float()  # (len(c), d)
-        s = float((h @ w).mean())
-        concept.append((s - d.s_neg) / span)
-        words = [x.strip(".,;:!?\"'()[]").lower() for x in tok.decode(c, skip_special_tokens=True).split()]
-        kwf.append(sum(x in kw for x in words) / max(1, len(words)) if kw else float("nan"))
+            logits = model(ids, attention_mask=mask).logits.float()  # (b, T, vocab)
+        proj = got[0].float() @ w  # (b, T)
+        for r, (p, c) in enumerate(zip(ps, cs)):
+            lo, hi = len(p), len(p) + len(c)
+            nll.append(torch.nn.functional.cross_entropy(logits[r, lo - 1:hi - 1], torch.tensor(c)).item())
+            concept.append((float(proj[r, lo:hi].mean()) - d.s_neg) / span)
+            words = [x.strip(".,;:!?\"'()[]").lower() for x in tok.decode(c, skip_special_tokens=True).split()]
+            kwf.append(sum(x in kw for x in words) / max(1, len(words)) if kw else float("nan"))
     return {"nll": torch.tensor(nll), "concept": torch.tensor(concept), "keyword": torch.tensor(kwf)}
 
 
@@ -362,7 +367,7 @@ class SteerSweepConfig:
     """Greedy tokens per continuation (paper: 20)."""
     n_docs: int = 128
     """Documents per side for DiffMean."""
-    batch: int = 64
+    batch: int = 100
     """Prompts per generate call."""
     seed: int = 0
     """Noise seed (each condition reseeds)."""
