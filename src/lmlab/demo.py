@@ -1,8 +1,10 @@
 """`lmlab demo`: every stage on the embedded defaults, one report.
 
-Stages so far: data (embedded corpus -> BPE -> shards), lm (train a small Llama from scratch, export to HF
-and check the export), smollm2 (the embedded real model on a prompt), acts (harvest SmolLM2's residual
-stream at a middle layer into a store; PCA by domain). Each stage returns a report Section
+Stages: data (embedded corpus -> BPE -> shards), lm (train a small Llama from scratch, export to HF and check
+the export), smollm2 (the embedded real model on a prompt), acts (harvest SmolLM2's residual stream at a middle
+layer into a store; PCA by domain), glp (a meta-model of that store: loss curve, PCA real vs generated, FD and
+classifier table), glp_apps (steering plain vs GLP, 1-D probing), scaling (law fits and a prediction),
+humaneval (sandboxed pass@k), fewshot (an in-context learning curve). Each stage returns a report Section
 and a dict for summary.json; a re-run reuses finished stages and resumes an interrupted training run.
 """
 
@@ -84,7 +86,8 @@ def run_demo(out: Path, quick: bool = False) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     plan = _plan(quick, out)
     sections, summary = [], {"quick": quick}
-    for stage in (_stage_data, _stage_lm, _stage_smollm2, _stage_acts, _stage_glp):
+    for stage in (_stage_data, _stage_lm, _stage_smollm2, _stage_acts, _stage_glp, _stage_glp_apps, _stage_scaling,
+                  _stage_humaneval, _stage_fewshot):
         t = time.perf_counter()
         section, result = stage(out, plan)
         result["seconds"] = round(time.perf_counter() - t, 1)
@@ -241,3 +244,33 @@ def _stage_glp(out: Path, plan: Plan):
             "it from real activations (0.5 = indistinguishable); floor = training rows vs held-out rows.")
     return Section("GLP: generative meta-model of the activations", text=text, table=table,
                    images=[str(curve), str(pca)]), {"eval": ev}
+
+
+def _stage_glp_apps(out: Path, plan: Plan):
+    """Steering (same prompt: plain vs GLP) and the 1-D probing table, with the demo's store and GLP."""
+    from lmlab.glp.demo_apps import demo_stage
+
+    return demo_stage(_mkdir(out / "glp_apps"), plan.quick, Path(plan.acts.out), out / "glp")
+
+
+def _stage_scaling(out: Path, plan: Plan):
+    from lmlab.scaling.demo import demo_stage
+
+    return demo_stage(_mkdir(out / "scaling"), plan.quick)
+
+
+def _stage_humaneval(out: Path, plan: Plan):
+    from lmlab.evals.humaneval.demo import demo_stage
+
+    return demo_stage(_mkdir(out / "humaneval"), plan.quick)
+
+
+def _stage_fewshot(out: Path, plan: Plan):
+    from lmlab.evals.fewshot.demo import demo_stage
+
+    return demo_stage(_mkdir(out / "fewshot"), plan.quick)
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path

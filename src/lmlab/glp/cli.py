@@ -39,7 +39,7 @@ def eval_cmd(
     glp: Path = typer.Option(..., "--glp", help="GLP run directory (lmlab glp train)."),
     store: Path = typer.Option(..., help="The activation store it was trained on (held-out documents are used)."),
     n: int = typer.Option(4000, help="Samples and held-out real activations compared."),
-    steps: str = typer.Option("1,4,20", help="Euler step counts to sample with."),
+    steps: str = typer.Option("1,4,20,100", help="Euler step counts to sample with."),
     json_: bool = typer.Option(False, "--json", help="Print exactly one JSON object on stdout."),
 ) -> None:
     """Held-out diffusion loss, FD and classifier two-sample accuracy vs the floor and a Gaussian baseline."""

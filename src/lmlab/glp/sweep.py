@@ -1,10 +1,11 @@
 """`lmlab glp sweep`: train the depth family on one store, then fit held-out loss vs compute,
 L(C) = E + A C^-alpha with C = 6 N D (Kaplan's convention, as the paper: E 0.52, A 435.1, alpha 0.169 on the
-Llama-1B family), over every log-spaced checkpoint of every depth.
+Llama-1B family, fitted on all intermediate checkpoints).
 
-The fit is a small variable-projection least squares (for each alpha on a fine grid, E and A are linear;
-the best alpha is refined by golden-section search), with a bootstrap over checkpoints for 95% intervals.
-It is local to this stage until the scaling stage's fitter lands.
+The fit is the scaling stage's `gpt4-c` law (lmlab.scaling.fit: Huber on log residuals, multi-start L-BFGS,
+E > 0 by construction, bootstrap over checkpoints for 95% intervals). Checkpoints inside the first
+`min_frac` of each run (warm-up and the initial plateau, where loss is set by the optimiser's transient rather
+than by the compute spent) are shown but not fitted.
 """
 
 from __future__ import annotations
@@ -14,47 +15,29 @@ from pathlib import Path
 import numpy as np
 
 
-def _ls(c: np.ndarray, y: np.ndarray, alpha: float) -> tuple[float, float, float]:
-    """(E, A, sse) of the linear least-squares fit y ~ E + A c^-alpha."""
-    x = np.stack([np.ones_like(c), c ** -alpha], axis=1)
-    coef, *_ = np.linalg.lstsq(x, y, rcond=None)
-    r = y - x @ coef
-    return float(coef[0]), float(coef[1]), float(r @ r)
+def fit_rows(rows: list[dict], min_frac: float = 0.1, frontier: bool = False, n_boot: int = 1000,
+             seed: int = 0) -> dict:
+    """Fit gpt4-c to the runs.csv rows whose step is >= min_frac of their run's last step; frontier=True keeps
+    only the compute-efficient frontier among them (Kaplan et al. 2020 §6: L(C) is the lower envelope — a point
+    is kept when no point of smaller C has a lower loss)."""
+    from lmlab.scaling.fit import fit
 
-
-def fit_power_law(c, y, alphas=np.geomspace(1e-3, 2.0, 400)) -> dict:
-    """Fit L = E + A C^-alpha; returns {E, A, alpha, r2}. C is rescaled internally for conditioning."""
-    c, y = np.asarray(c, float), np.asarray(y, float)
-    c0 = np.exp(np.log(c).mean())
-    sse = [_ls(c / c0, y, a)[2] for a in alphas]
-    k = int(np.argmin(sse))
-    lo, hi = alphas[max(k - 1, 0)], alphas[min(k + 1, len(alphas) - 1)]
-    phi = (np.sqrt(5) - 1) / 2
-    for _ in range(60):  # golden-section refinement of alpha inside the bracketing grid cell
-        m1, m2 = hi - phi * (hi - lo), lo + phi * (hi - lo)
-        if _ls(c / c0, y, m1)[2] < _ls(c / c0, y, m2)[2]:
-            hi = m2
-        else:
-            lo = m1
-    alpha = (lo + hi) / 2
-    e, a, s = _ls(c / c0, y, alpha)
-    return {"E": e, "A": a * c0 ** alpha, "alpha": alpha, "r2": 1 - s / float(((y - y.mean()) ** 2).sum())}
-
-
-def fit_with_ci(c, y, n_boot: int = 200, seed: int = 0) -> dict:
-    """The fit plus 95% bootstrap intervals (resampling checkpoints with replacement)."""
-    c, y = np.asarray(c, float), np.asarray(y, float)
-    fit = fit_power_law(c, y)
-    rng = np.random.default_rng(seed)
-    boots = []
-    for _ in range(n_boot):
-        i = rng.integers(0, len(c), len(c))
-        if len(np.unique(c[i])) >= 3:
-            boots.append(fit_power_law(c[i], y[i]))
-    ci = {k: [float(np.percentile([b[k] for b in boots], 2.5)), float(np.percentile([b[k] for b in boots], 97.5))]
-          for k in ("E", "A", "alpha")} if boots else {}
-    return {"law": "E + A*C^-alpha", "params": {k: fit[k] for k in ("E", "A", "alpha")}, "ci": ci,
-            "r2": fit["r2"], "n_points": len(c)}
+    last = {}
+    for r in rows:
+        last[r["run"]] = max(last.get(r["run"], 0), int(r["step"]))
+    keep = sorted((r for r in rows if int(r["step"]) >= min_frac * last[r["run"]] and float(r["C"]) > 0),
+                  key=lambda r: float(r["C"]))
+    if frontier:
+        best, env = float("inf"), []
+        for r in keep:
+            if float(r["loss"]) < best:
+                env.append(r)
+                best = float(r["loss"])
+        keep = env
+    c, y = np.array([float(r["C"]) for r in keep]), np.array([float(r["loss"]) for r in keep])
+    result = fit("gpt4-c", loss=y, C=c, bootstrap=n_boot, seed=seed).to_json()
+    return {**result, "min_frac": min_frac, "frontier": frontier,
+            "fitted": [[r["run"], int(r["step"])] for r in keep]}
 
 
 def sweep(store: str, out: str | Path, depths: list[int], base_preset: str = "smollm2-d3",
@@ -77,10 +60,8 @@ def sweep(store: str, out: str | Path, depths: list[int], base_preset: str = "sm
         if not (run / "summary.json").is_file():
             train_glp(cfg, run, resume=checkpoint.latest(run) is not None, progress=progress)
     rows = read_rows(out / "runs.csv")
-    c = np.array([float(r["C"]) for r in rows])
-    y = np.array([float(r["loss"]) for r in rows])
-    keep = c > 0
-    result = {**fit_with_ci(c[keep], y[keep]), "depths": depths, "rows": len(rows)}
+    result = {**fit_rows(rows, frontier=True), "all_checkpoints": fit_rows(rows), "depths": depths,
+              "rows": len(rows)}
     write_json(out / "scaling_fit.json", result)
     _plot(rows, result, out / "scaling_fit.png")
     return result
@@ -94,10 +75,12 @@ def _plot(rows: list[dict], fit: dict, png: Path) -> None:
     for depth in sorted({r["depth"] for r in rows}, key=int):
         pts = sorted((float(r["C"]), float(r["loss"])) for r in rows if r["depth"] == depth)
         ax.plot(*zip(*pts), marker="o", ms=3, lw=1, label=f"depth {depth}")
-    cs = np.geomspace(min(float(r["C"]) for r in rows), max(float(r["C"]) for r in rows), 100)
-    p = fit["params"]
-    ax.plot(cs, p["E"] + p["A"] * cs ** -p["alpha"], "k--", lw=1,
-            label=f"fit E={p['E']:.3f}, α={p['alpha']:.3f}, R²={fit['r2']:.3f}")
+    for f, style, what in ((fit, "k--", "frontier"), (fit["all_checkpoints"], "k:", "all checkpoints")):
+        fitted = [float(r["C"]) for r in rows if [r["run"], int(r["step"])] in f["fitted"]]
+        cs = np.geomspace(min(fitted), max(float(r["C"]) for r in rows), 100)
+        p = f["params"]
+        ax.plot(cs, p["E"] + p["A"] * cs ** -p["alpha"], style, lw=1,
+                label=f"fit, {what}: E={p['E']:.3f}, α={p['alpha']:.3f}, R²={f['r2']:.3f}")
     ax.set(xscale="log", xlabel="training compute C = 6 N D (FLOPs)", ylabel="held-out diffusion loss",
            title="GLP loss vs compute")
     ax.grid(alpha=0.3)
