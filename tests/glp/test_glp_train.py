@@ -82,6 +82,23 @@ def test_dimension_mismatch_is_one_clear_error(store, tmp_path):
                     progress=False)
 
 
+def test_nan_in_a_batch_is_one_clear_error(store, tmp_path):
+    """A NaN written into a stored row after harvest (disk corruption, a bad producer) stops training with a
+    DataError naming the step, raised from the prefetch thread in the trainer's own thread."""
+    import shutil
+
+    from lmlab.acts.store import ActivationStore
+
+    bad = tmp_path / "bad"
+    shutil.copytree(store, bad)
+    st = ActivationStore.open(bad)
+    rows = np.memmap(bad / st.shards[0]["acts"], dtype=np.float32, mode="r+", shape=(st.shards[0]["count"], D))
+    rows[:] = np.nan  # every row of the first shard: the first batch certainly contains one
+    rows.flush()
+    with pytest.raises(DataError, match="NaN/inf in the activation batch of step 1"):
+        T.train_glp(apply_overrides(_cfg(store), [f"store={json.dumps(str(bad))}"]), tmp_path / "r", progress=False)
+
+
 def test_checkpoint_steps_are_log_spaced():
     assert T.checkpoint_steps(1000) == [1, 2, 3, 6, 10, 18, 32, 56, 100, 178, 316, 562, 1000]
 
