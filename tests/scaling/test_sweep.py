@@ -43,3 +43,29 @@ def test_tiny_sweep_end_to_end(tiny_data, tmp_path):
     f = run_lmlab("scaling", "fit", "--runs", str(out / "runs.csv"), "--law", "kaplan-c", "--bootstrap", "10",
                   "--json", check=True)
     assert json.loads(f.stdout)["n_points"] == len(rows)
+
+
+@pytest.mark.slow
+@pytest.mark.dist
+def test_sweep_under_torchrun_matches_one_process(tiny_data, tmp_path):
+    """`torchrun --nproc_per_node 2 -m lmlab scaling sweep`: each run is data-parallel (the lm trainer's DDP) and
+    its held-out losses equal the 1-process run's up to floating-point reduction order."""
+    import os
+    import subprocess
+    import sys
+
+    common = ["-m", "lmlab", "scaling", "sweep", "--data", str(tiny_data), "--sizes", "8x1",
+              "--tokens-per-param", "2", "--set", "seq_len=32", "--set", "batch_size=8", "--set", "device=cpu",
+              "--no-progress"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    losses = {}
+    for world in (1, 2):
+        out = tmp_path / f"w{world}"
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(world),
+               *common, "--out", str(out)]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+        assert r.returncode == 0, r.stderr[-2000:]
+        losses[world] = [float(x["loss"]) for x in read_rows(out / "runs.csv")]
+    assert len(losses[1]) == len(losses[2]) >= 2
+    for a, b in zip(losses[1], losses[2]):
+        assert abs(a - b) < 5e-3
