@@ -10,8 +10,6 @@ from pathlib import Path
 def demo_stage(out: Path, quick: bool):
     """(Section, JSON-able dict). quick: the 30 best grid starts and 50 bootstrap resamples refitted from the
     optimum (seconds); otherwise the full 4,500-start grid and 1,000 resamples from 5 starts each."""
-    import numpy as np
-
     from lmlab.report.html import Section
     from lmlab.scaling.fit import fit
     from lmlab.scaling.plots import fit_plot, isoloss_plot

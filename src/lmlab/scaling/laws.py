@@ -13,8 +13,8 @@ b − β ln D, e)) with A = e^a, B = e^b, E = e^e.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 

@@ -11,7 +11,7 @@ when max|g| <= gtol, or when the line search cannot decrease f.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -44,7 +44,7 @@ def predict_extrapolation(c: np.ndarray, loss: np.ndarray, fit_max_compute: floa
             a = actual[float(ct)]
             row.update(actual=a, rel_error=float((point[i] - a) / a), in_ci=bool(lo[i] <= a <= hi[i]))
         preds.append(row)
-    return {"fit": res.to_json(), "fit_max_compute": float(fit_max_compute), "fit_points": int(len(sel)),
+    return {"fit": res.to_json(), "fit_max_compute": float(fit_max_compute), "fit_points": len(sel),
             "frontier": use_frontier, "predictions": preds, "_fit": res}
 
 

@@ -105,8 +105,8 @@ def run_name(size: str, tpp: float) -> str:
 
 def plan(cfg: SweepConfig, out: Path) -> list:
     """(name, TrainConfig) of every run, in training order (cheapest first)."""
-    from lmlab.lm.train import resolve_data
     from lmlab.io import read_json
+    from lmlab.lm.train import resolve_data
 
     vocab = read_json(resolve_data(cfg.data) / "meta.json")["vocab_size"]
     runs = [run_config(cfg, s, t, out / "runs.csv", vocab) for s in cfg.sizes for t in cfg.tokens_per_param]
@@ -149,4 +149,4 @@ def describe_plan(cfg: SweepConfig, out: Path) -> list[dict]:
              "warmup": c.warmup_steps} for c in plan(cfg, out)]
 
 
-__all__ = ["SweepConfig", "sweep", "plan", "describe_plan", "parse_size"]
+__all__ = ["SweepConfig", "describe_plan", "parse_size", "plan", "sweep"]
