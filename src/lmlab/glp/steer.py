@@ -260,13 +260,14 @@ def continuation_metrics(model, tok, layer: int, prompt_ids: list[list[int]], co
                          batch: int = 64) -> dict[str, torch.Tensor]:
     """Per prompt (n,): NLL of the continuation under the unsteered model (mean over its tokens), concept
     score (mean over continuation positions of <a, w>, scaled to the concept sets: negative-set mean 0,
-    positive-set mean 1), and keyword fraction. Right-padded batches (causal: padding never affects real
+    positive-set mean 1), and keyword fraction, and the fraction of alphabetic words (>= 2 letters; degenerate punctuation
+    repeats score low here but have a low NLL). Right-padded batches (causal: padding never affects real
     positions)."""
     from lmlab.acts.harvester import _pad
     from lmlab.acts.hooks import read_residual
 
     w, span = d.w.float(), (d.s_pos - d.s_neg) or 1.0
-    nll, concept, kwf = [], [], []
+    nll, concept, kwf, wordf = [], [], [], []
     for i in range(0, len(prompt_ids), batch):
         ps, cs = prompt_ids[i:i + batch], cont_ids[i:i + batch]
         ids, mask = _pad([p + c for p, c in zip(ps, cs)], tok.pad_token_id or 0)
@@ -279,7 +280,10 @@ def continuation_metrics(model, tok, layer: int, prompt_ids: list[list[int]], co
             concept.append((float(proj[r, lo:hi].mean()) - d.s_neg) / span)
             words = [x.strip(".,;:!?\"'()[]").lower() for x in tok.decode(c, skip_special_tokens=True).split()]
             kwf.append(sum(x in kw for x in words) / max(1, len(words)) if kw else float("nan"))
-    return {"nll": torch.tensor(nll), "concept": torch.tensor(concept), "keyword": torch.tensor(kwf)}
+            # degeneration check: repeated punctuation has a LOW unsteered NLL, so report real words too
+            wordf.append(sum(len(x) > 1 and x.isalpha() for x in words) / max(1, len(words)))
+    return {"nll": torch.tensor(nll), "concept": torch.tensor(concept), "keyword": torch.tensor(kwf),
+            "word_frac": torch.tensor(wordf)}
 
 
 def load_prompts(path: str | Path | None = None, n: int | None = None) -> list[str]:
@@ -385,7 +389,8 @@ def run_condition(model, tok, layer: int, prompts: list[str], d: Direction, mean
     n_tok = sum(map(len, c_ids))
     return {"mode": mode, "alpha": alpha, **{k: v.tolist() for k, v in m.items()},
             "retention": float(ret.mean()), "retention_min": float(ret.min()), "tokens_per_s": n_tok / secs,
-            "samples": [tok.decode(c, skip_special_tokens=True) for c in c_ids[:3]]}
+            "samples": [tok.decode(c, skip_special_tokens=True) for c in c_ids[:3]],
+            "texts": [tok.decode(c, skip_special_tokens=True) for c in c_ids]}
 
 
 def steer_sweep(cfg: SteerSweepConfig, out: str | Path, progress: bool = True) -> dict:
@@ -453,7 +458,9 @@ def summarise(rows: list[dict], n_boot: int = 2000, seed: int = 0) -> dict:
     for i, r in enumerate(rows):
         c = {"mode": r["mode"], "r": r["r"], "retention": r["retention"], "tokens_per_s": r["tokens_per_s"],
              "samples": r["samples"]}
-        for k in ("nll", "concept", "keyword"):
+        for k in ("nll", "concept", "keyword", "word_frac"):
+            if k not in r:
+                continue
             v = np.asarray(r[k], dtype=np.float64)
             if np.isnan(v).all():
                 continue
