@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from conftest import run_lmlab  # noqa: E402
+from conftest import run_lmlab
 
-from lmlab.evals.humaneval import data  # noqa: E402
+from lmlab.evals.humaneval import data
 
 P = data.load_problems()
 

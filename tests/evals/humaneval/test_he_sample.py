@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import typing
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -28,9 +29,9 @@ class FakeServer(BaseHTTPRequestHandler):
     """/v1/completions: choice 0 is the canonical solution (+ junk after a stop sequence) with the best
     log-probs; the others are wrong. Records every request body."""
 
-    requests: list = []
+    requests: typing.ClassVar[list] = []
 
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         FakeServer.requests.append((self.path, body))
         p = BY_PROMPT[body["prompt"]]

@@ -54,7 +54,7 @@ def read_jsonl_strict(path: str | Path, what: str) -> list[tuple[int, dict]]:
             raise DataError(f"{path}:{i}: expected a JSON object, got {type(obj).__name__}", "one object per line")
         out.append((i, obj))
     if not out:
-        raise DataError(f"{what} file {path} is empty", f"it needs one JSON object per line")
+        raise DataError(f"{what} file {path} is empty", "it needs one JSON object per line")
     return out
 
 
@@ -128,7 +128,7 @@ def oracle(problem: dict):
         return None
     g: dict = {}
     try:
-        exec(compile(program(problem, problem["canonical_solution"]), f"<reference {problem['task_id']}>", "exec"), g)
+        exec(compile(program(problem, problem["canonical_solution"]), f"<reference {problem['task_id']}>", "exec"), g)  # noqa: S102 - the trusted reference
     except Exception:  # noqa: BLE001 - a broken reference just means live judging
         return None
     fn = g.get(problem["entry_point"])

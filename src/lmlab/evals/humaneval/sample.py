@@ -95,9 +95,9 @@ class HFBackend:
         cfg, tok = self.cfg, self.tok
         enc = tok(prompts, return_tensors="pt", padding=True).to(self.device)
         torch.manual_seed(seeds[0])  # generate has one RNG stream per call; the batch's first seed fixes it
-        kw = dict(do_sample=cfg.temperature > 0, max_new_tokens=cfg.max_new_tokens, pad_token_id=tok.pad_token_id,
-                  stop_strings=cfg.stop, tokenizer=tok, return_dict_in_generate=True, output_logits=True,
-                  top_k=0, repetition_penalty=1.0)
+        kw = {"do_sample": cfg.temperature > 0, "max_new_tokens": cfg.max_new_tokens, "pad_token_id": tok.pad_token_id,
+              "stop_strings": cfg.stop, "tokenizer": tok, "return_dict_in_generate": True, "output_logits": True,
+              "top_k": 0, "repetition_penalty": 1.0}
         if cfg.temperature > 0:
             kw.update(temperature=cfg.temperature, top_p=cfg.top_p)
         with torch.no_grad():

@@ -22,7 +22,6 @@ import sys
 import threading
 import time
 import warnings
-from pathlib import Path
 
 from lmlab.evals.humaneval import child as wire
 
@@ -96,7 +95,7 @@ class Worker:
         self.ctl = parent
         self.ctl_file = parent.makefile("rb")
         try:
-            tag, self.isolation = wire.recv_msg(parent)
+            _, self.isolation = wire.recv_msg(parent)
         except (EOFError, OSError, ValueError) as e:
             self.close()
             raise SandboxError(f"sandbox worker failed to start ({e})") from e
@@ -179,7 +178,7 @@ def judge(sock: socket.socket, program: str, entry: str, judge_code, deadline: f
         if calls:
             stub.stream(calls)
         g = _judge_globals()
-        exec(judge_code, g)  # trusted: the problem's prompt (helpers such as poly) + test (defines check)
+        exec(judge_code, g)  # noqa: S102 - trusted: the problem's prompt (helpers such as poly) + test (defines check)
         g[entry] = stub  # tests that call the entry point by name reach the candidate too
         g["check"](stub)
         stub.finish()
@@ -230,7 +229,7 @@ def record_calls(judge_code, entry: str, oracle) -> list | None:
 
     g = _judge_globals()
     try:
-        exec(judge_code, g)
+        exec(judge_code, g)  # noqa: S102 - trusted test, run against the trusted reference
         g[entry] = recorder
         g["check"](recorder)
     except (Exception, Diverged):  # noqa: BLE001
