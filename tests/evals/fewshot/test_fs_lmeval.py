@@ -50,7 +50,7 @@ def test_lmeval_parity_and_adapter(tmp_path, monkeypatch):
     name = None
     for seed in (1, 2):  # two random models
         model, tok = tiny_llama(seed=seed)
-        summary, records = evaluate(task, HFRunner(model, tok, batch_size=4), k=0)
+        summary, _records = evaluate(task, HFRunner(model, tok, batch_size=4), k=0)
         name = write_lmeval_task(task, tmp_path / "lmeval")
         tm = TaskManager(include_path=str(tmp_path / "lmeval"))
         hf = HFLM(pretrained=model, tokenizer=tok, batch_size=4, device="cpu")

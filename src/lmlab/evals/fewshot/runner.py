@@ -20,7 +20,8 @@ log-softmax is taken in fp32. Scores are invariant to the batch size up to float
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, NamedTuple
 
 from lmlab.errors import UserError
 
@@ -204,7 +205,7 @@ class HFRunner:
         keyed: dict[tuple, list[int]] = {}
         for i, r in enumerate(requests):
             keyed.setdefault(r[1:], []).append(i)
-        for key, idx in keyed.items():
+        for idx in keyed.values():
             idx = sorted(idx, key=lambda i: -len(requests[i].context))
             for b in _progress(range(0, len(idx), self.batch_size), self.progress, "generate"):
                 chunk = idx[b:b + self.batch_size]

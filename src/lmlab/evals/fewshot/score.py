@@ -24,7 +24,7 @@ import math
 import re
 import string
 from collections import Counter
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 MC_METRICS = ("acc", "acc_token", "acc_char", "acc_byte", "acc_uncond")
 

@@ -19,9 +19,10 @@ Templates are Python `str.format` strings over a document's fields: `"Q: {questi
 from __future__ import annotations
 
 import string
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
 
 from lmlab.errors import UserError
 
