@@ -9,7 +9,6 @@ Writes bench/results/glp_steer_throughput.json.
 import argparse
 import json
 import platform
-import time
 from pathlib import Path
 
 import torch
@@ -38,7 +37,7 @@ def main():
     for _ in range(a.repeats):  # interleaved, so machine load drifts hit every mode alike
         for m in modes:
             fn = S.Steer(w, alpha, m, glp)
-            _, conts, s = S.generate(model, tok, prompts, st.layer, fn, a.tokens, batch=a.prompts)
+            _, _, s = S.generate(model, tok, prompts, st.layer, fn, a.tokens, batch=a.prompts)
             secs[m].append(s)
     n_tok = a.prompts * a.tokens
     res = {m: {"tokens_per_s": n_tok / min(v), "seconds": v} for m, v in secs.items()}

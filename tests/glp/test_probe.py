@@ -6,12 +6,12 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from conftest import run_lmlab
+from test_steer import smol_glp  # noqa: F401  (session fixture: small real store + tiny GLP)
+
 from lmlab.glp import probe as P
 from lmlab.glp.net import GLP, Denoiser, DenoiserConfig, Normalizer
 from lmlab.glp.stats import bootstrap_ci, mean_ci
-from test_steer import smol_glp  # noqa: F401  (session fixture: small real store + tiny GLP)
 
 
 def test_auc_columns_known_answers():
@@ -34,9 +34,11 @@ def test_one_d_logistic_regression_auc_equals_signed_feature_auc():
         w, b = torch.zeros(1, requires_grad=True), torch.zeros(1, requires_grad=True)
         opt = torch.optim.LBFGS([w, b], max_iter=200, line_search_fn="strong_wolfe")
 
-        def closure():
+        yt = torch.tensor(y, dtype=torch.float32)
+
+        def closure(opt=opt, xs=xs, w=w, b=b, yt=yt):
             opt.zero_grad()
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(xs * w + b, torch.tensor(y, dtype=torch.float32))
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(xs * w + b, yt)
             loss = loss + 0.5 * (w * w).sum()  # C = 1-ish L2, as in the paper's grid
             loss.backward()
             return loss
@@ -124,7 +126,7 @@ def test_token_labels():
 
 
 def test_probe_bad_input_one_line_errors(tmp_path, smol_glp):  # noqa: F811
-    store, glp = smol_glp
+    _store, glp = smol_glp
     (tmp_path / "one.csv").write_text("text,label\nhello there,1\nanother one,1\n")
     (tmp_path / "empty.csv").write_text("text,label\n")
     from lmlab.errors import ConfigError, DataError
@@ -141,7 +143,7 @@ def test_probe_bad_input_one_line_errors(tmp_path, smol_glp):  # noqa: F811
 
 @pytest.mark.slow
 def test_cli_probe(tmp_path, smol_glp):  # noqa: F811
-    store, glp = smol_glp
+    _store, glp = smol_glp
     rows = "\n".join([f"I loved it {i},1" for i in range(20)] + [f"I hated it {i},0" for i in range(20)])
     (tmp_path / "s.csv").write_text("text,label\n" + rows + "\n")
     r = run_lmlab("glp", "probe", "--glp", str(glp), "--tasks", "domain_python,tok_numeric", "--csv",

@@ -4,8 +4,8 @@ import json
 
 import pytest
 import torch
-
 from conftest import run_lmlab
+
 from lmlab.glp import steer as S
 from lmlab.glp.flow import get_sigmas
 from lmlab.glp.net import GLP, Denoiser, DenoiserConfig, Normalizer
@@ -113,7 +113,7 @@ def test_diffmean_concept_scores_its_own_sets(smol):
 
 
 def test_bad_inputs_one_line_errors(tmp_path, smol_glp):
-    store, glp = smol_glp
+    _store, glp = smol_glp
     from lmlab.io import save_safetensors
 
     save_safetensors(tmp_path / "v.safetensors", {"vector": torch.ones(100)})
@@ -134,7 +134,7 @@ def test_bad_inputs_one_line_errors(tmp_path, smol_glp):
 
 @pytest.mark.slow
 def test_cli_steer_and_sweep(tmp_path, smol_glp):
-    store, glp = smol_glp
+    _store, glp = smol_glp
     r = run_lmlab("glp", "steer", "--glp", str(glp), "--concept", "sentiment", "--prompt", "The movie was",
                   "--r", "1.0", "--mode", "x0", "--max-new-tokens", "6", "--json", check=True)
     out = json.loads(r.stdout)
@@ -154,8 +154,8 @@ def test_demo_stage_quick(tmp_path, smol_glp):
     from lmlab.glp.demo_apps import demo_stage
     from lmlab.io import write_json
 
-    store, glp = smol_glp
-    section, result = demo_stage(tmp_path, True, store, glp)
+    _store, glp = smol_glp
+    section, result = demo_stage(tmp_path, True, _store, glp)
     write_json(tmp_path / "r.json", result)  # JSON-able
     assert set(result["steer"]["rows"]) == {"unsteered", "plain", "sdedit", "delta"}
     assert result["steer"]["rows"]["plain"]["retention"] == pytest.approx(1.0, abs=1e-4)

@@ -262,7 +262,7 @@ def _fold_of(group: np.ndarray, k: int, salt: str) -> np.ndarray:
 
 def split_by_doc(group: np.ndarray, test_frac: float) -> np.ndarray:
     """Boolean (n,) test mask: whole documents, about test_frac of them."""
-    return _fold_of(group, 1000, "test") < int(round(1000 * test_frac))
+    return _fold_of(group, 1000, "test") < round(1000 * test_frac)
 
 
 def one_d_probe(x_tr, y_tr, g_tr, x_te, y_te, top_k: int = 512, folds: int = 5) -> dict:

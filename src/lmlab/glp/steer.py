@@ -53,7 +53,7 @@ def concept_texts(name: str, n_docs: int = 128) -> tuple[list[str], list[str]]:
         from lmlab.data.corpus import iter_documents
 
         pos, neg = CORPUS_CONCEPTS[name]
-        take = lambda dom: [d.text for _, d in zip(range(n_docs), iter_documents("embedded", "train", [dom]))]  # noqa: E731
+        take = lambda dom: [d.text for _, d in zip(range(n_docs), iter_documents("embedded", "train", [dom]))]
         return take(pos), take(neg)
     path = CONCEPT_DIR / FILE_CONCEPTS[name] if name in FILE_CONCEPTS else Path(name)
     if not (path.suffix == ".json" and path.is_file()):
@@ -435,7 +435,7 @@ def steer_sweep(cfg: SteerSweepConfig, out: str | Path, progress: bool = True) -
     return summary
 
 
-def _curve(rows: list[dict], key: str, idx) -> "np.ndarray":  # noqa: F821
+def _curve(rows: list[dict], key: str, idx) -> np.ndarray:  # noqa: F821
     """(n_boot, n_conditions) resampled means of a per-prompt metric."""
     import numpy as np
 
