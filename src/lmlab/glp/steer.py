@@ -377,6 +377,11 @@ class SteerSweepConfig:
     """Noise seed (each condition reseeds)."""
     n_boot: int = 2000
     """Bootstrap resamples over prompts for the CIs."""
+    judge_url: str | None = None
+    """Optional external judge (off by default): an OpenAI-compatible /v1 root rating each continuation's
+    concept presence and fluency 0-2 (glp/judge.py); the API key is read from $OPENAI_API_KEY if set."""
+    judge_model: str = "gpt-4o-mini"
+    """Model name sent to the judge endpoint."""
 
 
 def run_condition(model, tok, layer: int, prompts: list[str], d: Direction, mean: torch.Tensor, mode: str,
@@ -387,10 +392,15 @@ def run_condition(model, tok, layer: int, prompts: list[str], d: Direction, mean
     m = continuation_metrics(model, tok, layer, p_ids, c_ids, d, mean, kw)
     ret = torch.cat(st.log) if st.log else torch.tensor([float("nan")])
     n_tok = sum(map(len, c_ids))
+    texts = [tok.decode(c, skip_special_tokens=True) for c in c_ids]
+    if cfg.judge_url:
+        from lmlab.glp.judge import judge_texts
+
+        scores = judge_texts(texts, d.name, cfg.judge_url, cfg.judge_model)
+        m = {**m, **{k: torch.tensor(v, dtype=torch.float64) for k, v in scores.items()}}
     return {"mode": mode, "alpha": alpha, **{k: v.tolist() for k, v in m.items()},
             "retention": float(ret.mean()), "retention_min": float(ret.min()), "tokens_per_s": n_tok / secs,
-            "samples": [tok.decode(c, skip_special_tokens=True) for c in c_ids[:3]],
-            "texts": [tok.decode(c, skip_special_tokens=True) for c in c_ids]}
+            "samples": texts[:3], "texts": texts}
 
 
 def steer_sweep(cfg: SteerSweepConfig, out: str | Path, progress: bool = True) -> dict:
@@ -458,7 +468,7 @@ def summarise(rows: list[dict], n_boot: int = 2000, seed: int = 0) -> dict:
     for i, r in enumerate(rows):
         c = {"mode": r["mode"], "r": r["r"], "retention": r["retention"], "tokens_per_s": r["tokens_per_s"],
              "samples": r["samples"]}
-        for k in ("nll", "concept", "keyword", "word_frac"):
+        for k in ("nll", "concept", "keyword", "word_frac", "judge_concept", "judge_fluency"):
             if k not in r:
                 continue
             v = np.asarray(r[k], dtype=np.float64)
