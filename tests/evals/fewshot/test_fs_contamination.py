@@ -45,13 +45,19 @@ def test_clean_subset_scores_and_relative_change():
     assert s["relative_change"] == pytest.approx(-1.0)
 
 
-def test_cli_on_a_local_corpus(tmp_path):
+def _task(tmp_path):
+    """A local YAML task over EXAMPLES (test split only)."""
     task = tmp_path / "t"
     task.mkdir()
     docs = [{"text": e, "answer": "x"} for e in EXAMPLES]
     (task / "test.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
     (task / "task.yaml").write_text("output_type: loglikelihood\ntemplate: '{text}'\nfewshot_split: test\n"
                                     "data: {test: test.jsonl}\n")
+    return task
+
+
+def test_cli_on_a_local_corpus(tmp_path):
+    task = _task(tmp_path)
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("intro words here. " + EXAMPLES[1].upper() + " outro words\n")
     r = run_lmlab("eval", "contamination", "--task", str(task / "task.yaml"), "--corpus", str(corpus), "--json",
@@ -61,12 +67,7 @@ def test_cli_on_a_local_corpus(tmp_path):
 
 
 def test_cli_scores_clean_subset_from_records(tmp_path):
-    task = tmp_path / "t"
-    task.mkdir()
-    docs = [{"text": e, "answer": "x"} for e in EXAMPLES]
-    (task / "test.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
-    (task / "task.yaml").write_text("output_type: loglikelihood\ntemplate: '{text}'\nfewshot_split: test\n"
-                                    "data: {test: test.jsonl}\n")
+    task = _task(tmp_path)
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(EXAMPLES[0] + "\n")
     rec = tmp_path / "t_k0.jsonl"

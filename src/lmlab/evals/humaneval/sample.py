@@ -214,8 +214,8 @@ def generate_samples(cfg: SampleConfig, out: Path, problems: dict[str, dict], pr
     return sorted((r for r in have if r["task_id"] in order), key=lambda r: (order[r["task_id"]], r["sample"]))
 
 
-def generate_only(cfg: SampleConfig, out: str | Path, progress: bool = False) -> dict:
-    """Sample (resumably) without executing: generate on a GPU machine, execute elsewhere."""
+def _start(cfg: SampleConfig, out: str | Path) -> tuple[Path, dict]:
+    """Create OUT, refuse a resume with other settings, load the (first `limit`) problems."""
     from lmlab.evals.humaneval import data
 
     out = Path(out)
@@ -224,22 +224,23 @@ def generate_only(cfg: SampleConfig, out: str | Path, progress: bool = False) ->
     problems = data.load_problems(cfg.eval.problems or None)
     if cfg.limit:
         problems = dict(list(problems.items())[: cfg.limit])
+    return out, problems
+
+
+def generate_only(cfg: SampleConfig, out: str | Path, progress: bool = False) -> dict:
+    """Sample (resumably) without executing: generate on a GPU machine, execute elsewhere."""
+    out, problems = _start(cfg, out)
     samples = generate_samples(cfg, out, problems, progress)
     return {"n_samples": len(samples), "n_problems": len(problems), "samples_file": str(out / "samples.jsonl")}
 
 
 def sample_and_evaluate(cfg: SampleConfig, out: str | Path, progress: bool = False) -> dict:
     """Sample (resumably), execute, and write out/results.jsonl + out/summary.json (pass@k, reranked pass@1)."""
-    from lmlab.evals.humaneval import data, passk
+    from lmlab.evals.humaneval import passk
     from lmlab.evals.humaneval.run import evaluate
     from lmlab.io import atomic_path, write_json
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    _check_resume(cfg, out)
-    problems = data.load_problems(cfg.eval.problems or None)
-    if cfg.limit:
-        problems = dict(list(problems.items())[: cfg.limit])
+    out, problems = _start(cfg, out)
     samples = generate_samples(cfg, out, problems, progress)
     rows, summary = evaluate(samples, problems, cfg.eval, progress)
     with atomic_path(out / "results.jsonl") as tmp:
