@@ -182,11 +182,12 @@ def test_fork_bomb_is_contained(pool):
 
 
 def test_memory_bomb_is_contained(pool):
-    t = time.monotonic()
+    """One huge allocation and a growing list both hit the address-space limit (or the timeout): the verdict
+    is a failure, the worker survives (the next sample still runs)."""
     assert run(pool, "    x = bytearray(8 << 30)\n    return True\n").startswith("failed: MemoryError")
-    assert run(pool, "    x = []\n    while True:\n        x.append(' ' * (1 << 20))\n") in (
-        "failed: MemoryError", TIMED_OUT)
-    assert time.monotonic() - t < 10
+    grow = run(pool, "    x = []\n    while True:\n        x.append(' ' * (1 << 20))\n")
+    assert grow.startswith("failed: MemoryError") or grow == TIMED_OUT
+    assert run(pool, "    return True\n") != TIMED_OUT
 
 
 def test_escaped_grandchild_does_not_survive_the_verdict(pool):
