@@ -31,6 +31,10 @@ bench: $(STAMP)
 	$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt -e ".[bench]"
 	$(BIN)/python bench/train_throughput.py --out bench/results
 	$(BIN)/python bench/harvest_throughput.py --out bench/results
+	$(BIN)/python bench/glp_train_throughput.py --out bench/results
+	$(BIN)/python bench/humaneval_exec.py --out bench/results --copies 10
+	$(BIN)/python bench/scaling_fit.py --n-boot 1000
+	$(BIN)/python bench/fewshot_vs_lmeval.py --limit 60
 
 clean-venv:
 	rm -rf $(VENV)
