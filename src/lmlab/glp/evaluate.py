@@ -39,6 +39,11 @@ def wilson_ci(p: float, n: int, z: float = 1.96) -> list[float]:
     return [mid - half, mid + half]
 
 
+def classifier_test_size(n: int) -> int:
+    """Rows in the classifier's held-out split when each set contributes n rows (the 20% of 2n)."""
+    return 2 * n - int(0.8 * 2 * n)
+
+
 def classifier_accuracy(real: torch.Tensor, other: torch.Tensor, seed: int = 0, epochs: int = 30) -> float:
     """Held-out accuracy of an MLP (d -> 512 -> 1, z-scored with the real set's statistics) telling `other`
     from `real`; 80/20 split of each set, balanced."""
@@ -48,7 +53,7 @@ def classifier_accuracy(real: torch.Tensor, other: torch.Tensor, seed: int = 0, 
     x = torch.cat([(real[:n] - mean) / std, (other[:n] - mean) / std]).float()
     y = torch.cat([torch.zeros(n), torch.ones(n)])
     perm = torch.randperm(2 * n, generator=g)
-    cut = int(0.8 * 2 * n)
+    cut = 2 * n - classifier_test_size(n)
     tr, te = perm[:cut], perm[cut:]
     torch.manual_seed(seed)
     clf = torch.nn.Sequential(torch.nn.Linear(x.shape[1], 512), torch.nn.ReLU(), torch.nn.Linear(512, 1))
@@ -118,7 +123,7 @@ def evaluate(run_dir: str | Path, store_path: str | Path, n: int = 4000, steps: 
         # FD on z-scored activations (a few massive-activation dimensions dominate the raw FD), raw FD beside it
         with torch.no_grad():
             zx, zr = glp.encode(x), glp.encode(real)
-        acc, n_test = classifier_accuracy(real, x, seed), 2 * min(len(real), len(x)) - int(1.6 * min(len(real), len(x)))
+        acc, n_test = classifier_accuracy(real, x, seed), classifier_test_size(min(len(real), len(x)))
         # no bootstrap CI for FD: resampling rows with replacement inflates its finite-n bias, so percentile
         # intervals miss the estimate; the train-vs-held-out floor row shows the estimator's noise level instead
         return {"fd": frechet_distance(zx, zr), "fd_raw": frechet_distance(x, real), "acc": acc,
