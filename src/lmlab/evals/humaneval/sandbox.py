@@ -14,9 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import select
 import socket
-import struct
 import subprocess
 import sys
 import threading
@@ -93,12 +91,14 @@ class Worker:
                                      env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, close_fds=True)
         kid.close()
         self.ctl = parent
-        self.ctl_file = parent.makefile("rb")
         try:
-            _, self.isolation = wire.recv_msg(parent)
-        except (EOFError, OSError, ValueError) as e:
+            hello = wire.recv_msg(parent)
+            if type(hello) is not dict or hello.get("op") != "hello" or type(hello.get("isolation")) is not dict:
+                raise ValueError("malformed hello")
+        except (EOFError, OSError, ValueError, RecursionError) as e:
             self.close()
             raise SandboxError(f"sandbox worker failed to start ({e})") from e
+        self.isolation = hello["isolation"]
         return self.isolation
 
     def close(self) -> None:
@@ -114,25 +114,26 @@ class Worker:
                 self.proc.wait()
             self.proc = None
 
-    def _request(self, obj: dict, fd: int | None = None) -> bytes:
+    def _request(self, obj: dict, fd: int | None = None) -> int:
+        """One control round trip (see child.zygote); returns the pid the zygote's reply names."""
         try:
-            if fd is None:
-                self.ctl.sendall(json.dumps(obj).encode())
-            else:
-                socket.send_fds(self.ctl, [json.dumps(obj).encode()], [fd])
-            line = self.ctl_file.readline()
-        except OSError as e:
+            wire.send_msg(self.ctl, obj, () if fd is None else (fd,))
+            reply = wire.recv_msg(self.ctl)
+        except EOFError:
+            raise SandboxError("sandbox worker died") from None
+        except (OSError, ValueError, RecursionError) as e:
             raise SandboxError(f"sandbox worker died ({e})") from e
-        if not line:
-            raise SandboxError("sandbox worker died")
-        return line
+        # a reply that does not answer this request is a broken worker: restarted by Pool, never a crash here
+        if type(reply) is not dict or reply.get("op") != obj["op"] or type(reply.get("pid")) is not int:
+            raise SandboxError("sandbox worker sent a malformed reply")
+        return reply["pid"]
 
     # -- one sample --
 
     def _spawn(self) -> tuple[int, socket.socket]:
         ours, theirs = socket.socketpair()
         try:
-            return int(self._request({"op": "run"}, theirs.fileno())), ours
+            return self._request({"op": "run"}, theirs.fileno()), ours
         finally:
             theirs.close()
 
@@ -293,33 +294,27 @@ class _Remote:
             raise CandidateError(f"candidate process is gone ({e.strerror})") from None
 
     def _reply(self):
+        """Read one reply frame: ["ok"] (program loaded), ["ret", value] or ["exc", type, message].
+
+        Every way a frame can be wrong (late, torn, oversized, not JSON, not a tagged plain value) becomes
+        SampleTimeout or CandidateError: a failure verdict, whatever the sample wrote."""
         try:
-            (n,) = struct.unpack(">I", self._read(4))
-            if n > wire.MAX_MSG:
-                raise CandidateError(f"reply of {n} bytes exceeds the {wire.MAX_MSG} byte limit")
-            msg = json.loads(self._read(n))
+            msg = wire.recv_msg(self.sock, self.deadline)
             if type(msg) is not list or not msg or msg[0] not in ("ok", "ret", "exc"):
                 raise CandidateError("malformed reply")
             if msg[0] == "exc":
                 raise CandidateError(": ".join(str(x) for x in msg[1:3]))
             return wire.decode(msg[1]) if msg[0] == "ret" else None
+        except TimeoutError:  # before OSError: it is one
+            raise SampleTimeout() from None
+        except EOFError:
+            raise CandidateError("candidate process exited before answering") from None
+        except wire.FrameError as e:  # before ValueError: it is one
+            raise CandidateError(f"reply of {e.size} bytes exceeds the {wire.MAX_MSG} byte limit") from None
+        except OSError as e:
+            raise CandidateError(f"candidate process is gone ({e.strerror})") from None
         except (ValueError, RecursionError, IndexError, TypeError) as e:  # incl. JSON and DecodeError
             raise CandidateError(f"bad reply from candidate ({str(e)[:200]})") from None
-
-    def _read(self, n: int) -> bytes:
-        buf = bytearray()
-        while len(buf) < n:
-            left = self.deadline - time.monotonic()
-            if left <= 0:
-                raise SampleTimeout()
-            ready, _, _ = select.select([self.sock], [], [], left)
-            if not ready:
-                raise SampleTimeout()
-            chunk = self.sock.recv(min(n - len(buf), 1 << 20))
-            if not chunk:
-                raise CandidateError("candidate process exited before answering")
-            buf += chunk
-        return bytes(buf)
 
 
 class Pool:
