@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.lmlab-installed
 DEMO_OUT ?= demo-out
 
-.PHONY: demo test test-all setup bench clean-venv
+.PHONY: demo test test-all lint setup bench clean-venv
 
 setup: $(STAMP)
 
@@ -21,8 +21,12 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/lmlab demo --out $(DEMO_OUT)
 
-test: $(STAMP)
+# lint first: CI fails on a ruff finding as on a failing test
+test: lint
 	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench experiments
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ""

@@ -15,7 +15,8 @@ import torch
 
 
 def main():
-    from lmlab.glp import steer as S
+    from lmlab.glp import steering as S
+    from lmlab.glp.load import glp_context
     from lmlab.io import write_json
     from lmlab.models import load_causal_lm
 
@@ -26,7 +27,7 @@ def main():
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--out", default="bench/results/glp_steer_throughput.json")
     a = ap.parse_args()
-    glp, st = S.glp_context(a.glp, None)
+    glp, st = glp_context(a.glp, None)
     model, tok = load_causal_lm(st.model)
     w = torch.nn.functional.normalize(torch.randn(st.d_model, generator=torch.Generator().manual_seed(0)), dim=0)
     prompts = S.load_prompts(n=a.prompts)

@@ -13,7 +13,7 @@ and data, in one process.
 Same initial weights, same batch size; the variants are timed alternately for --repeats rounds of --steps steps.
 Data: a synthetic store of --rows activations of width --d-in written to a temp dir, so the script needs no
 harvest; what is timed does not depend on the values. On CUDA, MFU = samples/s * 6 N / 989e12 (bf16 dense
-peak of H100/H200, `lmlab.lm.train.peak_flops`).
+peak of H100/H200, `lmlab.runs.mfu.peak_flops`).
 
 Run: python bench/glp_train_throughput.py --out bench/results
      python bench/glp_train_throughput.py --device cuda --preset paper-llama1b-d3 --batch 4096 --out DIR
@@ -22,6 +22,7 @@ Run: python bench/glp_train_throughput.py --out bench/results
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -98,16 +99,17 @@ def lmlab_loop(cfg, store, train_rows, glp, opt, device):
 
     batches = T.prefetch(lambda s: T.load_batch(cfg, store, train_rows, s, 0, 1, device), range(10**9))
     for step, batch in enumerate(batches):
-        yield T._step(cfg, glp, glp, opt, batch, step, 1)
+        yield T.train_step(cfg, glp, glp, opt, batch, step, 1)
 
 
 def main(argv=None) -> int:
-    from lmlab.acts.store import ActivationStore
+    from lmlab.acts.store import ActivationStore, split_rows
     from lmlab.config import apply_overrides, get_preset
     from lmlab.glp import train as T
-    from lmlab.lm.train import peak_flops
+    from lmlab.runs.mfu import peak_flops
 
     args = parse_args(argv)
+    load_start = os.getloadavg()  # > threads means other processes shared the cores: not a result
     device = torch.device(args.device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     with tempfile.TemporaryDirectory() as tmp:
@@ -118,8 +120,8 @@ def main(argv=None) -> int:
                 f"device={args.device}", "sigma_strata=8"]
         cfg = apply_overrides(get_preset("glp", args.preset), over)
         iid = apply_overrides(get_preset("glp", args.preset), over + ["sigma_strata=1"])
-        train_rows, _ = T.split_rows(store)
-        models = {k: T._build(cfg, store, device) for k in ("lmlab", "lmlab-iid", "paper")}  # same seed, same init
+        train_rows, _ = split_rows(store)
+        models = {k: T.build_glp(cfg, store, device) for k in ("lmlab", "lmlab-iid", "paper")}  # same seed, same init
         paper, opt_paper = models["paper"]
         paper.net.dedup_time = False
         opt_paper = torch.optim.AdamW(paper.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)  # default
@@ -144,7 +146,8 @@ def main(argv=None) -> int:
     record = {"command": " ".join(["python", *sys.argv]), "args": vars(args), "params": params,
               "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
               "torch": torch.__version__, "threads": torch.get_num_threads(),
-              "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "samples_per_sec": rate,
+              "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "loadavg_1_5_15_at_start": load_start,
+              "loadavg_1_5_15_at_end": os.getloadavg(), "samples_per_sec": rate,
               "median": med, "ratio": med["lmlab"] / med["paper"], "ratio_iid": med["lmlab-iid"] / med["paper"],
               "mfu": {k: v * 6 * params / peak for k, v in med.items()} if device.type == "cuda" else None}
     write_json(Path(args.out) / f"{args.name}.json", record)

@@ -16,7 +16,7 @@ any model, so the loss alone is a weak test), else the script stops: timing two 
 meaningless. Each model is warmed up, then the two are timed interleaved (lmlab, HF, lmlab, HF, ...) over
 `--repeats` rounds of `--steps` steps; we report median/min/max tokens/s per model and the ratio of the
 medians (lmlab / HF). On CUDA also MFU = tokens/s * GPT.flops_per_token(seq) / bf16 dense peak (989e12 on
-H100/H200, `lmlab.lm.train.peak_flops`).
+H100/H200, `lmlab.runs.mfu.peak_flops`).
 
 Run: python bench/train_throughput.py --out bench/results      (see bench/README.md)
 """
@@ -40,7 +40,8 @@ import torch
 from lmlab.io import write_json
 from lmlab.lm.hf import to_hf_model
 from lmlab.lm.model import GPT, ModelConfig, lm_loss
-from lmlab.lm.train import TrainConfig, build_optimizer, peak_flops
+from lmlab.lm.train import TrainConfig, build_optimizer
+from lmlab.runs.mfu import peak_flops
 
 # name -> (model kwargs, seq_len, batch_size)
 CONFIGS = {
@@ -86,11 +87,11 @@ def environment(args: argparse.Namespace) -> dict:
     import transformers
 
     info = {}
-    for line in open("/proc/cpuinfo"):
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
         key, _, val = line.partition(":")
         info.setdefault(key.strip(), val.strip())
     env = {"command": shlex.join(["python"] + sys.argv), "python_executable": sys.executable,
-           "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+           "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
            "torch": torch.__version__, "transformers": transformers.__version__,
            "python": platform.python_version(), "device": args.device,
            "cpu_model": info.get("model name", platform.processor()), "cpu_count": os.cpu_count(),

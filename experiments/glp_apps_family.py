@@ -16,7 +16,7 @@ def load_spec(spec: str):
     from safetensors.torch import load_file
 
     from lmlab.acts.store import ActivationStore
-    from lmlab.glp.evaluate import load_glp
+    from lmlab.glp.load import load_glp
     from lmlab.glp.net import GLP, Denoiser, DenoiserConfig, Normalizer
     from lmlab.io import read_json
 

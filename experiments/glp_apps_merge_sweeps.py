@@ -10,7 +10,7 @@ from pathlib import Path
 
 
 def main():
-    from lmlab.glp.steer import pareto_plot, summarise
+    from lmlab.glp.steering.sweep import pareto_plot, summarise
     from lmlab.io import read_json, read_jsonl, write_json
 
     out, dirs = Path(sys.argv[1]), [Path(d) for d in sys.argv[2:]]

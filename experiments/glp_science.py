@@ -53,9 +53,9 @@ def plot_quality(ev: dict, dlm: dict, png: Path) -> None:
     """Left: classifier accuracy (95% CI) per set; right: ΔLM (95% CI) per replacement."""
     import numpy as np
 
-    from lmlab.report.plots import _plt, _save
+    from lmlab.report.plots import pyplot, save_png
 
-    plt = _plt()
+    plt = pyplot()
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4), dpi=110)
     sets = [k for k, v in ev.items() if isinstance(v, dict) and "acc" in v]
     acc = np.array([ev[k]["acc"] for k in sets])
@@ -70,11 +70,12 @@ def plot_quality(ev: dict, dlm: dict, png: Path) -> None:
     b.barh([c.removeprefix("delta_") for c in conds], d, xerr=[d - dlo, dhi - d], color="tab:orange", alpha=0.8)
     b.set(xscale="log", xlabel="ΔLM loss (nats), log scale", title=f"ΔLM, {dlm['n_docs']} held-out docs (95% CI)")
     fig.tight_layout()
-    _save(fig, png)
+    save_png(fig, png)
 
 
 def main(argv=None) -> int:
-    from lmlab.glp.evaluate import delta_lm, evaluate, load_glp
+    from lmlab.glp.evaluate import delta_lm, evaluate
+    from lmlab.glp.load import load_glp
     from lmlab.glp.sweep import sweep
     from lmlab.io import write_json
 

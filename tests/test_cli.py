@@ -47,3 +47,64 @@ def test_unknown_model_spec_is_one_line(tmp_path):
 def test_demo_dry_run():
     r = run_lmlab("demo", "--quick", "--dry-run", check=True)
     assert '"max_steps": 60' in r.stdout
+
+
+def test_cli_options_read_their_configs():
+    """Every `config.option` of the CLI found its field, and the defaults read from source are the real ones."""
+    import dataclasses
+
+    import lmlab.cli  # noqa: F401  (defines every option)
+    from lmlab import cli_options as config
+    from lmlab.acts.harvester import HarvestConfig
+    from lmlab.data.prepare import DataConfig
+    from lmlab.evals.fewshot.evaluate import FewshotConfig
+    from lmlab.evals.humaneval.sample import SampleConfig
+    from lmlab.glp.probe import ProbeConfig
+    from lmlab.glp.steering.sweep import SteerSweepConfig
+    from lmlab.lm.train import TrainConfig
+    from lmlab.scaling.sweep import SweepConfig
+
+    assert config.UNRESOLVED == []
+    for cls in (HarvestConfig, DataConfig, FewshotConfig, SampleConfig, ProbeConfig, SteerSweepConfig, TrainConfig,
+                SweepConfig):
+        src = config.source_fields(f"{cls.__module__}:{cls.__name__}")
+        assert set(src) == {f.name for f in dataclasses.fields(cls)}
+        for f in dataclasses.fields(cls):
+            real = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            if src[f.name].default is not dataclasses.MISSING:
+                assert src[f.name].default == real, (cls.__name__, f.name)
+        assert {k: v.doc for k, v in src.items() if v.doc} == config.field_docs(cls)
+
+
+def test_options_not_given_take_the_config_defaults(tmp_path):
+    from dataclasses import asdict
+
+    from lmlab.acts.harvester import HarvestConfig
+
+    r = run_lmlab("acts", "harvest", "--layer", "3", "--out", str(tmp_path / "s"), "--dry-run", check=True)
+    assert json.loads(r.stdout) == asdict(HarvestConfig(layer=3, out=str(tmp_path / "s")))
+    r = run_lmlab("acts", "harvest", "--help", env={"COLUMNS": "200"}, check=True)
+    assert "Activations to store (split across ranks). [default: 100000]" in r.stdout
+
+
+def test_explicit_option_beats_preset_and_set(tmp_path):
+    from lmlab.config import get_preset
+    from lmlab.lm import train  # noqa: F401  (registers the presets)
+
+    out = str(tmp_path / "run")
+    preset_steps = get_preset("lm", "tiny").max_steps
+    assert json.loads(run_lmlab("lm", "train", "--out", out, "--dry-run", check=True).stdout)["max_steps"] == preset_steps
+    r = run_lmlab("lm", "train", "--out", out, "--max-steps", "7", "--set", "max_steps=9", "--dry-run", check=True)
+    assert json.loads(r.stdout)["max_steps"] == 7
+
+
+def test_glp_presets_listed():
+    from lmlab.config import presets
+    from lmlab.glp import train  # noqa: F401  (registers the presets)
+
+    assert run_lmlab("glp", "presets", check=True).stdout.split() == presets("glp")
+
+
+def test_usage_error_is_clean():
+    r = run_lmlab("acts", "harvest", "--out", "x")
+    assert r.returncode == 2 and "Missing option '--layer'" in r.stderr and "Traceback" not in r.stderr

@@ -39,10 +39,11 @@ def _mount() -> None:
     from lmlab.scaling.cli import app as scaling_app
 
     app.add_typer(data_app, name="data", help="Corpus, tokenizer and token shards.")
-    app.add_typer(lm_app, name="lm", help="Train Llama-architecture LMs from scratch; export to HF.")
+    app.add_typer(lm_app, name="lm", help="Train Llama-architecture LMs from scratch; export to HF; sample.")
     app.add_typer(acts_app, name="acts", help="Harvest residual-stream activations into a sharded store.")
     app.add_typer(glp_app, name="glp", help="Generative meta-models of activations (GLP).")
-    app.add_typer(scaling_app, name="scaling", help="Scaling laws: fit, predict, compute slowdown, sweeps.")
+    app.add_typer(scaling_app, name="scaling",
+                  help="Scaling laws: sweeps, fit, predict, allocate, critical batch, compute slowdown.")
     app.add_typer(eval_app, name="eval", help="Evaluations: HumanEval (sandboxed pass@k), few-shot (GPT-3 protocol).")
     app.command("demo")(demo_command)
 
@@ -64,9 +65,9 @@ def main(argv: list[str] | None = None) -> None:
         print("aborted", file=sys.stderr)
         sys.exit(130)
     except Exception as e:  # click usage errors carry their own exit code and message
-        import click
-
-        if isinstance(e, click.ClickException):
+        # recent typer vendors click (typer._click): find ClickException in typer's own class hierarchy
+        click_error = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+        if isinstance(e, click_error):
             e.show()
             sys.exit(e.exit_code)
         raise

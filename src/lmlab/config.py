@@ -14,7 +14,8 @@ import inspect
 import json
 import textwrap
 import typing
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from lmlab.errors import ConfigError
 
@@ -74,15 +75,36 @@ def apply_overrides(cfg: T, overrides: list[str]) -> T:
         if "=" not in item:
             raise ConfigError(f"override '{item}' is not key=value", "write e.g. --set lr=3e-4")
         key, raw = item.split("=", 1)
-        node, parts = d, key.split(".")
-        for p in parts[:-1]:
-            if not isinstance(node.get(p), dict):
-                raise ConfigError(f"unknown config section '{p}' in '{key}'", "see --dry-run for the fields")
-            node = node[p]
-        if parts[-1] not in node:
-            raise ConfigError(f"unknown config field '{key}'", f"fields: {', '.join(sorted(node))}")
-        node[parts[-1]] = _parse_value(raw)
+        _set_path(d, key, _parse_value(raw))
     return from_dict(type(cfg), d)
+
+
+def set_fields(cfg: T, values: dict[str, Any]) -> T:
+    """`cfg` with every value that is not None set (keys may be dotted: "sandbox.timeout"). CLI options built
+    with `option` are None when not given, so only the options a user typed change the config."""
+    values = {k: v for k, v in values.items() if v is not None}
+    if not values:
+        return cfg
+    d = to_dict(cfg)
+    for key, v in values.items():
+        _set_path(d, key, v)
+    return from_dict(type(cfg), d)
+
+
+def given(**values: Any) -> dict[str, Any]:
+    """The keyword arguments that are not None (options not given fall back to the callee's defaults)."""
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _set_path(d: dict, key: str, value: Any) -> None:
+    node, parts = d, key.split(".")
+    for p in parts[:-1]:
+        if not isinstance(node.get(p), dict):
+            raise ConfigError(f"unknown config section '{p}' in '{key}'", "see --dry-run for the fields")
+        node = node[p]
+    if parts[-1] not in node:
+        raise ConfigError(f"unknown config field '{key}'", f"fields: {', '.join(sorted(node))}")
+    node[parts[-1]] = value
 
 
 def _parse_value(raw: str) -> Any:
@@ -104,13 +126,9 @@ def field_docs(cls: type) -> dict[str, str]:
         tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
     except (OSError, TypeError):
         return {}
-    body = tree.body[0].body  # type: ignore[attr-defined]
-    docs = {}
-    for a, b in zip(body, body[1:]):
-        if isinstance(a, ast.AnnAssign) and isinstance(a.target, ast.Name):
-            if isinstance(b, ast.Expr) and isinstance(b.value, ast.Constant) and isinstance(b.value.value, str):
-                docs[a.target.id] = " ".join(b.value.value.split())
-    return docs
+    from lmlab.cli_options import class_fields
+
+    return {k: f.doc for k, f in class_fields(tree.body[0], None).items() if f.doc}  # type: ignore[arg-type]
 
 
 def describe(cfg: Any, prefix: str = "") -> list[tuple[str, Any, str]]:
@@ -152,5 +170,5 @@ def check_literal(cfg: Any) -> None:
                 raise ConfigError(f"{f.name}={v!r} is not allowed", f"choose one of {', '.join(map(repr, allowed))}")
 
 
-__all__ = ["preset", "presets", "get_preset", "to_dict", "from_dict", "to_json", "apply_overrides",
-           "field_docs", "describe", "print_dry_run", "check_literal"]
+__all__ = ["preset", "presets", "get_preset", "to_dict", "from_dict", "to_json", "apply_overrides", "set_fields",
+           "given", "field_docs", "describe", "print_dry_run", "check_literal"]

@@ -52,9 +52,9 @@ def _plan(quick: bool, out: Path = Path("demo-out")) -> Plan:
     import json
 
     from lmlab.acts.harvester import HarvestConfig
-    from lmlab.glp import train as _glp_train  # noqa: F401  (registers the glp presets)
     from lmlab.config import apply_overrides, get_preset
     from lmlab.data.prepare import DataConfig
+    from lmlab.glp import train as _glp_train  # noqa: F401  (registers the glp presets)
     from lmlab.lm import train  # noqa: F401  (registers presets)
 
     if quick:
@@ -76,10 +76,10 @@ def _plan(quick: bool, out: Path = Path("demo-out")) -> Plan:
 
 
 def run_demo(out: Path, quick: bool = False) -> dict:
+    from transformers.utils import logging as hf_logging
+
     from lmlab.io import write_json
     from lmlab.report.html import write_report
-
-    from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # the report and our own bars say what happened
     t0 = time.perf_counter()
@@ -117,10 +117,10 @@ def _stage_data(out: Path, plan: Plan):
 
 def _stage_lm(out: Path, plan: Plan):
     from lmlab.io import read_json
-    from lmlab.lm import checkpoint
     from lmlab.lm.train import train
     from lmlab.report.html import Section
     from lmlab.report.plots import loss_curve
+    from lmlab.runs import checkpoint
 
     run = out / "lm"
     if (run / "summary.json").is_file():
@@ -213,12 +213,13 @@ def _stage_glp(out: Path, plan: Plan):
     import numpy as np
     import torch
 
-    from lmlab.acts.store import ActivationStore
-    from lmlab.glp.evaluate import evaluate, generate, load_glp
-    from lmlab.glp.train import split_rows, train_glp
-    from lmlab.lm import checkpoint
+    from lmlab.acts.store import ActivationStore, split_rows
+    from lmlab.glp.evaluate import evaluate, generate
+    from lmlab.glp.load import load_glp
+    from lmlab.glp.train import train_glp
     from lmlab.report.html import Section
     from lmlab.report.plots import loss_curve, pca_scatter
+    from lmlab.runs import checkpoint
 
     run = out / "glp"
     if not (run / "summary.json").is_file():

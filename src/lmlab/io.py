@@ -9,8 +9,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 
 @contextlib.contextmanager
@@ -74,6 +75,25 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
                 break
             raise DataError(f"{path}:{i} is not valid JSON ({e.msg})", "fix or remove that line") from e
     return out
+
+
+def jsonl_objects(lines: Iterable[str], path: str | os.PathLike, example: str = "{...}") -> Iterator[tuple[int, dict]]:
+    """(line number, object) for every non-blank line of a user's JSONL file; a line that is not valid JSON,
+    or not a JSON object, is an error naming it (`example` shows the expected shape in the hint)."""
+    from lmlab.errors import DataError
+
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}:{i} is not valid JSON ({e.msg})",
+                            f"fix or remove that line: each line must be an object like {example}") from e
+        if not isinstance(obj, dict):
+            raise DataError(f"{path}:{i}: expected a JSON object, got {type(obj).__name__}",
+                            f"one object per line, like {example}")
+        yield i, obj
 
 
 def save_safetensors(path: str | os.PathLike, tensors: dict, metadata: dict[str, str] | None = None) -> None:

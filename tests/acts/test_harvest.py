@@ -11,8 +11,8 @@ import time
 import numpy as np
 import pytest
 import torch
-
 from conftest import run_lmlab
+
 from lmlab.acts.harvester import HarvestConfig, harvest
 from lmlab.acts.store import ActivationStore, verify_store
 from lmlab.errors import ConfigError, DataError, ModelNotFound
@@ -39,7 +39,7 @@ def _cfg(corpus, out, **kw):
 
 
 def test_store_holds_exact_layer_values_and_no_special_tokens(corpus, tmp_path):
-    from lmlab.acts.harvester import encode_docs
+    from lmlab.acts.positions import encode_docs
     from lmlab.data.corpus import iter_documents
     from lmlab.models import load_causal_lm
 

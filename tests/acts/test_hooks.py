@@ -3,7 +3,14 @@
 import pytest
 import torch
 
-from lmlab.acts.hooks import add_to_residual, check_layer, decoder_blocks, forward_to_layer, read_residual, write_residual
+from lmlab.acts.hooks import (
+    add_to_residual,
+    check_layer,
+    decoder_blocks,
+    forward_to_layer,
+    read_residual,
+    write_residual,
+)
 from lmlab.errors import ConfigError, ModelNotFound
 
 
@@ -74,9 +81,8 @@ def test_read_and_write_hooks_are_removed_even_on_error(smol, batch):
         with add_to_residual(model, 10, v, scale=4.0):
             steered = model(ids, attention_mask=mask).logits
         assert not torch.allclose(steered, base)
-        with pytest.raises(RuntimeError, match="boom"):
-            with write_residual(model, 10, lambda h: h * 0):
-                raise RuntimeError("boom")
+        with pytest.raises(RuntimeError, match="boom"), write_residual(model, 10, lambda h: h * 0):
+            raise RuntimeError("boom")
         assert torch.equal(model(ids, attention_mask=mask).logits, base)  # nothing left behind
     assert _hook_counts(model) == before
 

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from lmlab.glp import evaluate as E
+from lmlab.glp.load import load_glp
 
 
 @pytest.fixture(scope="module")
@@ -19,20 +20,20 @@ def small_glp(tmp_path_factory):
     cfg = apply_overrides(get_preset("glp", "tiny"), [f'store="{root / "s"}"', "max_steps=30", "dtype=fp32",
                                                       "batch_size=128", "eval_rows=64"])
     train_glp(cfg, root / "g", progress=False)
-    return E.load_glp(root / "g"), root / "s"
+    return load_glp(root / "g"), root / "s"
 
 
 def test_identity_splice_is_free_and_mean_ablation_hurts(small_glp):
-    from lmlab.acts.harvester import encode_docs
+    from lmlab.acts.positions import encode_docs
     from lmlab.data.corpus import iter_documents
     from lmlab.models import load_causal_lm
 
     glp, _ = small_glp
     model, tok = load_causal_lm("smollm2")
     enc = encode_docs(tok, [d.text for _, d in zip(range(6), iter_documents(None, split="val"))], 48)
-    base = E._lm_loss(model, tok, enc, 7, None, 3)
-    assert E._lm_loss(model, tok, enc, 7, lambda h: h, 3) == pytest.approx(base, abs=1e-6)
-    mean = E._lm_loss(model, tok, enc, 7, lambda h: glp.normalizer.mean.expand_as(h), 3)
+    base = E.lm_loss_spliced(model, tok, enc, 7, None, 3)
+    assert E.lm_loss_spliced(model, tok, enc, 7, lambda h: h, 3) == pytest.approx(base, abs=1e-6)
+    mean = E.lm_loss_spliced(model, tok, enc, 7, lambda h: glp.normalizer.mean.expand_as(h), 3)
     assert mean > base + 0.5
 
 

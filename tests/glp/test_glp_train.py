@@ -5,13 +5,12 @@ import json
 import numpy as np
 import pytest
 import torch
+from glp_fixtures import D, store  # noqa: F401  (store is a fixture)
 
 from lmlab.config import apply_overrides, get_preset
 from lmlab.errors import DataError, ResumeMismatch
 from lmlab.glp import train as T
 from lmlab.io import read_jsonl
-
-from glp_fixtures import D, store  # noqa: F401  (store is a fixture)
 
 
 def _cfg(store, *over):
@@ -33,11 +32,11 @@ def test_tiny_glp_learns_and_writes_runs_rows(store, tmp_path):
 
 
 def test_batches_cover_train_rows_once_per_epoch_and_exclude_held_out(store):
-    from lmlab.acts.store import ActivationStore
+    from lmlab.acts.store import HELD_OUT_MOD, ActivationStore, split_rows
 
     st = ActivationStore.open(store)
-    train, held = T.split_rows(st)
-    m = T.HELD_OUT_MOD
+    train, held = split_rows(st)
+    m = HELD_OUT_MOD
     assert len(held) == 8000 // m and set(st.provenance(held)["doc"] % m) == {m - 1}
     cfg = _cfg(store, "batch_size=256")
     per_epoch = len(train) // 256
@@ -51,17 +50,17 @@ def test_batches_cover_train_rows_once_per_epoch_and_exclude_held_out(store):
 def test_resume_after_a_crash_is_exact(store, tmp_path, monkeypatch, ema):
     cfg = _cfg(store, "max_steps=40", "ckpt_every=10", "log_every=1", "dtype=fp32", f"ema={json.dumps(ema)}")
     T.train_glp(cfg, tmp_path / "ref", progress=False)
-    real = T._step
+    real = T.train_step
 
     def dying(cfg_, model, glp, opt, batch, step, *a):
         if step == 25:
             raise KeyboardInterrupt  # the process dies here; only what is on disk survives
         return real(cfg_, model, glp, opt, batch, step, *a)
 
-    monkeypatch.setattr(T, "_step", dying)
+    monkeypatch.setattr(T, "train_step", dying)
     with pytest.raises(KeyboardInterrupt):
         T.train_glp(cfg, tmp_path / "v", progress=False)
-    monkeypatch.setattr(T, "_step", real)
+    monkeypatch.setattr(T, "train_step", real)
     T.train_glp(cfg, tmp_path / "v", resume=True, progress=False)
     assert _losses(tmp_path / "ref") == _losses(tmp_path / "v")
     from safetensors.torch import load_file
@@ -71,7 +70,7 @@ def test_resume_after_a_crash_is_exact(store, tmp_path, monkeypatch, ema):
     if ema:  # the artifact is the EMA, not the raw weights
         raw = load_file(tmp_path / "ref" / "glp.raw.safetensors")
         assert not torch.equal(raw["net.in_proj.weight"], a["net.in_proj.weight"])
-    with pytest.raises(ResumeMismatch, match="another GLP config"):
+    with pytest.raises(ResumeMismatch, match=r"differs from the saved GLP run in .*lr \(0.001 -> 0.1\)"):
         T.train_glp(_cfg(store, "max_steps=40", "ckpt_every=10", "log_every=1", "lr=0.1"), tmp_path / "v",
                     resume=True, progress=False)
 

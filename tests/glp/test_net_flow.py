@@ -4,7 +4,15 @@ import pytest
 import torch
 
 from lmlab.errors import DataError
-from lmlab.glp.flow import add_noise, fm_loss, get_sigmas, sample_euler, sample_heun, sample_sigma, x0_estimate
+from lmlab.glp.flow import (
+    add_noise,
+    fm_loss,
+    get_sigmas,
+    sample_euler,
+    sample_heun,
+    sample_sigma,
+    x0_estimate,
+)
 from lmlab.glp.net import GLP, Denoiser, DenoiserConfig, Normalizer, n_params
 
 # the paper's Llama-3.2-1B family (d_in 2048) and Llama-3.1-8B d6: exact counts derived from layer shapes (glp.md §2.2)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import run_lmlab
 
-from lmlab.glp import steer as S
+from lmlab.glp import steering as S
 from lmlab.glp.flow import get_sigmas
 from lmlab.glp.net import GLP, Denoiser, DenoiserConfig, Normalizer
 

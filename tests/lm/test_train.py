@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, run_lmlab
+
 from lmlab.config import apply_overrides, get_preset
 from lmlab.errors import DataError, NonFiniteLoss, ResumeMismatch
 from lmlab.io import read_jsonl

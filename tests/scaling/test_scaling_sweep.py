@@ -8,7 +8,7 @@ import json
 import pytest
 
 from lmlab.errors import ConfigError
-from lmlab.lm.runs import read_rows
+from lmlab.runs.table import read_rows
 from lmlab.scaling.sweep import SweepConfig, sweep
 from tests.conftest import run_lmlab
 

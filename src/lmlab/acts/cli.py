@@ -6,23 +6,27 @@ from pathlib import Path
 
 import typer
 
+from lmlab.cli_options import option
+
 app = typer.Typer(no_args_is_help=True)
+_H = "lmlab.acts.harvester:HarvestConfig"  # every option's default and help (read without importing torch)
 
 
 @app.command("harvest")
 def harvest_cmd(
-    model: str = typer.Option("smollm2", help="smollm2 | local HF dir | lmlab run dir | hub id."),
-    layer: int = typer.Option(..., help="Decoder block whose output is stored (0-indexed = HF hidden_states[L+1])."),
-    tokens: int = typer.Option(100_000, help="Activations to store."),
-    out: Path = typer.Option(..., help="Store directory (rerun the same command to resume)."),
-    corpus: str = typer.Option("embedded", help="'embedded' or a local .txt/.jsonl/.parquet file or directory."),
-    split: str = typer.Option("train", help="Corpus split: train | val (local corpora are hash-split, ~2% val)."),
-    domains: str = typer.Option(None, help="Comma-separated domains to keep."),
-    seq_len: int = typer.Option(512, help="Truncate documents to this many tokens."),
-    batch: int = typer.Option(16, help="Documents per forward pass."),
-    dtype: str = typer.Option("bf16", help="bf16 | fp32: compute and store dtype."),
-    shard_size: int = typer.Option(65536, help="Activations per shard."),
-    device: str = typer.Option("auto", help="auto | cpu | cuda."),
+    model: str = option(_H, "model"),
+    layer: int = option(_H, "layer", required=True),
+    tokens: int = option(_H, "tokens"),
+    out: Path = option(_H, "out", note="Rerun the same command to resume.", required=True),
+    corpus: str = option(_H, "corpus", shown="embedded"),
+    split: str = option(_H, "split", note="Local corpora are hash-split, ~2% val."),
+    domains: str = option(_H, "domains", note="Comma-separated."),
+    seq_len: int = option(_H, "seq_len"),
+    batch: int = option(_H, "batch"),
+    dtype: str = option(_H, "dtype"),
+    shard_size: int = option(_H, "shard_size"),
+    device: str = option(_H, "device"),
+    set_: list[str] = typer.Option([], "--set", help="Override any HarvestConfig field: --set block_docs=64."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved config and exit."),
     progress: bool = typer.Option(True, help="Show the progress bar."),
 ) -> None:
@@ -30,12 +34,13 @@ def harvest_cmd(
     import json
 
     from lmlab.acts.harvester import HarvestConfig, harvest_main
-    from lmlab.config import print_dry_run
+    from lmlab.config import apply_overrides, given, print_dry_run
 
-    cfg = HarvestConfig(model=model, layer=layer, tokens=tokens, out=str(out),
-                        corpus=None if corpus == "embedded" else corpus, split=split,
-                        domains=domains.split(",") if domains else None, seq_len=seq_len, batch=batch,
-                        dtype=dtype, shard_size=shard_size, device=device)  # type: ignore[arg-type]
+    cfg = HarvestConfig(**given(model=model, layer=layer, tokens=tokens, out=str(out), split=split, seq_len=seq_len,
+                                corpus=None if corpus == "embedded" else corpus,  # None: the default, embedded
+                                domains=domains.split(",") if domains else None, batch=batch, dtype=dtype,
+                                shard_size=shard_size, device=device))
+    cfg = apply_overrides(cfg, list(set_))
     if dry_run:
         print_dry_run(cfg, "lmlab acts harvest")
         return

@@ -4,8 +4,8 @@ Documents stream from a corpus in a fixed order; each gets a global index. They 
 `block_docs`; block b belongs to rank b % world (torchrun). Inside a block, documents are sorted by length
 and batched (length bucketing: little padding), run through blocks 0..L only (`hooks.forward_to_layer`:
 no later blocks, no logits, inference mode), and every non-special position is stored with its provenance
-(doc index, position, token id, domain). BOS and other special tokens are excluded (they have outlier
-norms: GLP `exclude_bos`, sparsify #102).
+(doc index, position, token id, domain). Which positions count (BOS and other special tokens excluded) is
+decided by acts/positions.py, the rule every later stage shares.
 
 Exact resume: a block is the unit of work, and the store commits shards only at block ends with the next
 block as cursor, so a killed harvest re-runs from the last committed block and — batches being a pure
@@ -157,19 +157,17 @@ def _harvest_block(cfg, model, tok, block, domains, device):
     import torch
 
     from lmlab.acts.hooks import forward_to_layer
+    from lmlab.acts.positions import encode_docs, keep_positions, pad_batch, pad_id
 
     enc = encode_docs(tok, [d.text for _, d in block], cfg.seq_len, cfg.prepend_bos)
-    special = torch.tensor(sorted(set(tok.all_special_ids)), dtype=torch.long)
     order = sorted((j for j in range(len(block)) if enc[j]), key=lambda j: (-len(enc[j]), j))  # length buckets
     per_doc: dict[int, tuple] = {}
     for s in range(0, len(order), cfg.batch):
         idx = order[s:s + cfg.batch]
-        ids, mask = _pad([enc[j] for j in idx], tok.pad_token_id if tok.pad_token_id is not None else 0)
+        ids, mask = pad_batch([enc[j] for j in idx], pad_id(tok))
         with torch.inference_mode():
             h = forward_to_layer(model, ids.to(device), cfg.layer, attention_mask=mask.to(device)).float().cpu()
-        keep = mask.bool() & ~torch.isin(ids, special)
-        if cfg.prepend_bos and tok.bos_token_id is None:
-            keep[:, 0] = False  # no BOS to carry the attention sink: drop the sink position itself
+        keep = keep_positions(tok, ids, mask, cfg.prepend_bos)  # (b, T): acts/positions.py, the one rule
         for r, j in enumerate(idx):
             p = keep[r].nonzero().squeeze(1)
             per_doc[j] = (h[r, p], p.numpy(), ids[r, p].numpy())
@@ -181,29 +179,6 @@ def _harvest_block(cfg, model, tok, block, domains, device):
     pos = np.concatenate([r[3] for r in rows] or [np.zeros(0)]).astype(np.int32)
     token = np.concatenate([r[4] for r in rows] or [np.zeros(0)]).astype(np.int32)
     return acts, doc, pos, token, dom
-
-
-def encode_docs(tok, texts: list[str], seq_len: int, prepend_bos: bool = True) -> list[list[int]]:
-    """Token ids as the harvester feeds them: the tokenizer's own special tokens, plus a BOS in front when
-    the tokenizer has one and did not add it; truncated to seq_len."""
-    bos = tok.bos_token_id if prepend_bos else None
-    enc = tok(texts, add_special_tokens=True, truncation=True, max_length=seq_len)["input_ids"]
-    if bos is None:
-        return enc
-    return [ids[:seq_len] if ids and ids[0] == bos else ([bos] + ids)[:seq_len] for ids in enc]
-
-
-def _pad(seqs: list[list[int]], pad: int):
-    """Right-pad to the longest sequence: ids (b, T) and attention mask (b, T)."""
-    import torch
-
-    T = max(len(x) for x in seqs)
-    ids = torch.full((len(seqs), T), pad, dtype=torch.long)
-    mask = torch.zeros((len(seqs), T), dtype=torch.long)
-    for r, x in enumerate(seqs):
-        ids[r, :len(x)] = torch.tensor(x)
-        mask[r, :len(x)] = 1
-    return ids, mask
 
 
 def doc_ids(store) -> dict[int, tuple[str, str]]:

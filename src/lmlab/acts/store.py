@@ -513,3 +513,14 @@ class ActivationStore:
         mine = self.epoch_indices(batch_size, seed, epoch, rank, world, shuffle, drop_last)
         for s in range(0, len(mine), batch_size):
             yield self.get(mine[s:s + batch_size])
+
+
+HELD_OUT_MOD = 20
+
+
+def split_rows(store: ActivationStore) -> tuple[np.ndarray, np.ndarray]:
+    """(train row indices, held-out row indices) of a store, the split every trainer and evaluation on it
+    shares: held out = every row of the documents with index % 20 == 19 (5% of the documents, so held-out
+    rows come from many documents: a 1M-row SmolLM2 store gives ~650, enough for FD references)."""
+    held = store.provenance()["doc"] % HELD_OUT_MOD == HELD_OUT_MOD - 1
+    return np.nonzero(~held)[0], np.nonzero(held)[0]

@@ -6,7 +6,10 @@ from pathlib import Path
 
 import typer
 
+from lmlab.cli_options import option
+
 app = typer.Typer(no_args_is_help=True)
+_D = "lmlab.data.prepare:DataConfig"  # prepare's option defaults and help
 
 
 @app.command("corpus")
@@ -23,21 +26,24 @@ def corpus_cmd(force: bool = typer.Option(False, help="Rebuild even if cached.")
 @app.command("prepare")
 def prepare_cmd(
     out: Path = typer.Option(..., help="Dataset directory to write."),
-    corpus: str = typer.Option("embedded", help="'embedded' or a local .txt/.jsonl/.parquet file or directory."),
-    tokenizer: str = typer.Option(None, help="Existing tokenizer (tokenizer.json, dir, HF name); default: train BPE."),
-    vocab_size: int = typer.Option(8192, help="Vocabulary of a newly trained BPE."),
-    max_train_tokens: int = typer.Option(None, help="Cap on train tokens."),
-    max_val_tokens: int = typer.Option(200_000, help="Cap on held-out tokens per domain."),
-    domains: str = typer.Option(None, help="Comma-separated domains to keep."),
+    corpus: str = option(_D, "corpus", shown="embedded"),
+    tokenizer: str = option(_D, "tokenizer"),
+    vocab_size: int = option(_D, "vocab_size"),
+    max_train_tokens: int = option(_D, "max_train_tokens"),
+    max_val_tokens: int = option(_D, "max_val_tokens"),
+    domains: str = option(_D, "domains", note="Comma-separated."),
+    set_: list[str] = typer.Option([], "--set",
+                                   help="Override any DataConfig field: --set tokenizer_train_chars=2000000."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved config and exit."),
 ) -> None:
     """Train a BPE (or take one) and write train.bin + val.<domain>.bin + meta.json."""
-    from lmlab.config import print_dry_run
+    from lmlab.config import apply_overrides, given, print_dry_run
     from lmlab.data.prepare import DataConfig, prepare_dataset
 
-    cfg = DataConfig(corpus=None if corpus == "embedded" else corpus, tokenizer=tokenizer, vocab_size=vocab_size,
-                     max_train_tokens=max_train_tokens, max_val_tokens=max_val_tokens,
-                     domains=domains.split(",") if domains else None)
+    cfg = DataConfig(**given(corpus=None if corpus == "embedded" else corpus,  # None: the default, embedded
+                             tokenizer=tokenizer, vocab_size=vocab_size, max_train_tokens=max_train_tokens,
+                             max_val_tokens=max_val_tokens, domains=domains.split(",") if domains else None))
+    cfg = apply_overrides(cfg, list(set_))
     if dry_run:
         print_dry_run(cfg, "lmlab data prepare")
         return

@@ -209,11 +209,10 @@ def _fetch_debs() -> dict[str, Path]:
         return debs
     cache.mkdir(parents=True, exist_ok=True)
     err = _apt_download(cache)
-    if err and hasattr(os, "geteuid") and os.geteuid() == 0:
-        # A fresh container often has no apt lists yet; as root we may refresh them and retry.
-        if shutil.which("apt-get"):
-            subprocess.run(["apt-get", "update", "-qq"], capture_output=True, text=True)
-            err = _apt_download(cache)
+    # A fresh container often has no apt lists yet; as root we may refresh them and retry.
+    if err and hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
+        subprocess.run(["apt-get", "update", "-qq"], capture_output=True, text=True)
+        err = _apt_download(cache)
     if debs := _find_debs(cache):
         return debs
     raise DataError(f"could not get the Debian packages {', '.join(PACKAGES)} ({err.strip()[-300:]})",
@@ -284,7 +283,8 @@ def _b64(s: str) -> int:
 def _gcide_docs(root: Path, tick: Callable[[int, int], None]) -> Iterator[Doc]:
     """One document per dictionary entry, located through the dictd index (offset, length per headword)."""
     base = root / "usr/share/dictd"
-    raw = gzip.open(base / "gcide.dict.dz").read()  # dictzip is gzip-compatible
+    with gzip.open(base / "gcide.dict.dz") as f:  # dictzip is gzip-compatible
+        raw = f.read()
     spans: dict[tuple[int, int], str] = {}
     for line in (base / "gcide.index").read_text(encoding="utf-8", errors="replace").splitlines():
         word, off, length = line.split("\t")
@@ -515,16 +515,11 @@ def _read_txt(path: Path, name: str) -> Iterator[Doc]:
 
 def _read_jsonl(path: Path, name: str) -> Iterator[Doc]:
     """A .jsonl file: {"text": str, "domain"?: str, "id"?: str} per line; a bad line is a DataError."""
+    from lmlab.io import jsonl_objects
+
     with open(path, encoding="utf-8", errors="replace") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{lineno} is not valid JSON ({e.msg})", 'fix or remove that line: '
-                                'each line must be an object like {"text": "..."}') from e
-            if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+        for lineno, obj in jsonl_objects(f, path, '{"text": "...", "domain": "..."}'):
+            if not isinstance(obj.get("text"), str):
                 raise DataError(f'{path}:{lineno} has no string "text" field',
                                 'each line must be an object like {"text": "...", "domain": "..."}')
             yield Doc(str(obj.get("id", f"{name}:{lineno}")), str(obj.get("domain", "default")), obj["text"])

@@ -1,4 +1,5 @@
-"""`lmlab glp ...`: train generative meta-models of activations (evaluation, sweep, steering: next)."""
+"""`lmlab glp ...`: train generative meta-models of activations (GLP), evaluate them (held-out loss, FD,
+classifier accuracy, ΔLM), sweep the depth family, steer with on-manifold post-processing, probe meta-neurons."""
 
 from __future__ import annotations
 
@@ -6,14 +7,20 @@ from pathlib import Path
 
 import typer
 
+from lmlab.cli_options import option
+
 app = typer.Typer(no_args_is_help=True)
+# option defaults and help live in the configs and function signatures below (read without importing torch)
+_EVAL, _DLM, _SWEEP = "lmlab.glp.evaluate:evaluate", "lmlab.glp.evaluate:delta_lm", "lmlab.glp.sweep:sweep"
+_P = "lmlab.glp.probe:ProbeConfig"
+_ONCE, _SS = "lmlab.glp.steering.sweep:steer_once", "lmlab.glp.steering.sweep:SteerSweepConfig"
 
 
 @app.command("train")
 def train_cmd(
     store: Path = typer.Option(..., help="Activation store (lmlab acts harvest)."),
     out: Path = typer.Option(..., help="Run directory."),
-    preset: str = typer.Option("tiny", help="tiny | smollm2-d3 | smollm2-d6 | smollm2-d12."),
+    preset: str = typer.Option("tiny", help="Preset name; `lmlab glp presets` lists them."),
     set_: list[str] = typer.Option([], "--set", help="Override any field: --set lr=1e-3 --set net.n_layers=6."),
     resume: bool = typer.Option(False, help="Continue exactly from OUT/ckpt."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved config and exit."),
@@ -34,20 +41,30 @@ def train_cmd(
         print(json.dumps(summary))
 
 
+@app.command("presets")
+def presets_cmd() -> None:
+    """List the GLP training presets (for --preset of train and sweep), one name per line."""
+    from lmlab.config import presets
+    from lmlab.glp import train  # noqa: F401  (registers the presets)
+
+    print("\n".join(presets("glp")))
+
+
 @app.command("eval")
 def eval_cmd(
     glp: Path = typer.Option(..., "--glp", help="GLP run directory (lmlab glp train)."),
     store: Path = typer.Option(..., help="The activation store it was trained on (held-out documents are used)."),
-    n: int = typer.Option(4000, help="Samples and held-out real activations compared."),
-    steps: str = typer.Option("1,4,20,100", help="Euler step counts to sample with."),
+    n: int = option(_EVAL, "n", help="Samples and held-out real activations compared."),
+    steps: str = option(_EVAL, "steps", help="Comma-separated Euler step counts to sample with."),
     json_: bool = typer.Option(False, "--json", help="Print exactly one JSON object on stdout."),
 ) -> None:
     """Held-out diffusion loss, FD and classifier two-sample accuracy vs the floor and a Gaussian baseline."""
     import json
 
+    from lmlab.config import given
     from lmlab.glp.evaluate import evaluate
 
-    out = evaluate(glp, store, n=n, steps=tuple(int(s) for s in steps.split(",")))
+    out = evaluate(glp, store, **given(n=n, steps=steps and tuple(int(s) for s in steps.split(","))))
     print(json.dumps(out) if json_ else json.dumps(out, indent=2))
 
 
@@ -55,16 +72,18 @@ def eval_cmd(
 def delta_lm_cmd(
     glp: Path = typer.Option(..., "--glp", help="GLP run directory."),
     store: Path = typer.Option(..., help="The activation store it was trained on (gives model, layer, stats)."),
-    n_docs: int = typer.Option(200, help="Held-out documents (corpus val split)."),
-    seq_len: int = typer.Option(128, help="Tokens per document."),
-    sigma_start: float = typer.Option(0.5, help="Noise level the reconstructions start from."),
+    n_docs: int = option(_DLM, "n_docs", help="Held-out documents (corpus val split)."),
+    seq_len: int = option(_DLM, "seq_len", help="Tokens per document."),
+    sigma_start: float = option(_DLM, "sigma_start", help="Noise level the reconstructions start from."),
 ) -> None:
     """ΔLM: LM loss increase when layer-L residuals are replaced by GLP / Gaussian-prior / mean reconstructions."""
     import json
 
-    from lmlab.glp.evaluate import delta_lm, load_glp
+    from lmlab.config import given
+    from lmlab.glp.evaluate import delta_lm
+    from lmlab.glp.load import load_glp
 
-    print(json.dumps(delta_lm(load_glp(glp), store, n_docs=n_docs, seq_len=seq_len, sigma_start=sigma_start)))
+    print(json.dumps(delta_lm(load_glp(glp), store, **given(n_docs=n_docs, seq_len=seq_len, sigma_start=sigma_start))))
 
 
 @app.command("sweep")
@@ -72,19 +91,22 @@ def sweep_cmd(
     store: Path = typer.Option(..., help="Activation store."),
     out: Path = typer.Option(..., help="Sweep directory: d<k>/ runs, runs.csv, scaling_fit.json/png."),
     depths: str = typer.Option("1,2,3", help="Comma-separated denoiser depths."),
-    preset: str = typer.Option("smollm2-d3", help="Base preset (depth is overridden)."),
+    preset: str = option(_SWEEP, "base_preset", "--preset",
+                         help="Base preset (depth is overridden); `lmlab glp presets` lists them."),
     set_: list[str] = typer.Option([], "--set", help="Overrides for every run, e.g. --set max_steps=500."),
     progress: bool = typer.Option(True, help="Show progress bars."),
 ) -> None:
     """Train the depth family (resumable) and fit held-out loss vs compute, L(C) = E + A C^-alpha."""
     import json
 
+    from lmlab.config import given
     from lmlab.glp.sweep import sweep
 
-    print(json.dumps(sweep(str(store), out, [int(d) for d in depths.split(",")], preset, list(set_), progress)))
+    print(json.dumps(sweep(str(store), out, [int(d) for d in depths.split(",")], overrides=list(set_),
+                           progress=progress, **given(base_preset=preset))))
 
 
-# ---- issue 5: steering and probing (lmlab.glp.steer, lmlab.glp.probe) ------------------------------------------
+# ---- steering and probing ---------------------------------------------------------------------------------------
 steer_app = typer.Typer(no_args_is_help=False, invoke_without_command=True)
 app.add_typer(steer_app, name="steer")
 
@@ -97,15 +119,15 @@ def _floats(s: str) -> list[float]:
 def steer_cmd(
     ctx: typer.Context,
     glp: Path = typer.Option(None, "--glp", help="GLP run directory (its store gives model, layer, mean norm)."),
-    store: Path = typer.Option(None, help="Activation store (default: the GLP's)."),
-    concept: str = typer.Option(None, help="medical | python | sentiment | a .json with positive/negative lists."),
-    vector: Path = typer.Option(None, help="Steering direction from a .safetensors file instead of DiffMean."),
+    store: Path = option(_ONCE, "store", doc_from=_SS),
+    concept: str = option(_ONCE, "concept", doc_from=_SS),
+    vector: Path = option(_ONCE, "vector", doc_from=_SS),
     prompt: str = typer.Option(None, help="Text to continue."),
-    r: float = typer.Option(1.0, "--r", help="Relative strength: alpha = r * mean activation norm."),
-    mode: str = typer.Option("sdedit", help="plain | sdedit (paper) | x0 (1 NFE) | orth | delta."),
-    sigma_s: float = typer.Option(0.4742, help="Start noise level of the GLP post-processing, in (0, 1]."),
-    steps: int = typer.Option(10, help="Euler steps (NFEs) from sigma_s to 0."),
-    max_new_tokens: int = typer.Option(40, help="Greedy tokens to generate."),
+    r: float = option(_ONCE, "r", "--r", help="Relative strength: alpha = r * mean activation norm."),
+    mode: str = option(_ONCE, "mode", help="plain | sdedit (paper) | x0 (1 NFE) | orth | delta."),
+    sigma_s: float = option(_ONCE, "sigma_s", doc_from=_SS, note="In (0, 1]."),
+    steps: int = option(_ONCE, "steps", help="Euler steps (NFEs) from sigma_s to 0."),
+    max_new_tokens: int = option(_ONCE, "max_new_tokens", help="Greedy tokens to generate."),
     json_: bool = typer.Option(False, "--json", help="Print exactly one JSON object on stdout."),
 ) -> None:
     """Steer one prompt (unsteered vs steered continuation); `lmlab glp steer sweep` for the Pareto sweep."""
@@ -113,17 +135,18 @@ def steer_cmd(
         return
     import json
 
+    from lmlab.config import given
     from lmlab.errors import ConfigError
-    from lmlab.glp.steer import steer_once
+    from lmlab.glp.steering.sweep import steer_once
 
     if prompt is None:
         raise ConfigError("no --prompt given", "pass --prompt TEXT (or run `lmlab glp steer sweep`)")
-    out = steer_once(prompt, glp and str(glp), store and str(store), concept, vector and str(vector), r, mode,
-                     sigma_s, steps, max_new_tokens)
+    out = steer_once(prompt, glp and str(glp), store and str(store), concept, vector and str(vector),
+                     **given(r=r, mode=mode, sigma_s=sigma_s, steps=steps, max_new_tokens=max_new_tokens))
     if json_:
         print(json.dumps(out))
         return
-    for k in ("unsteered", mode):
+    for k in ("unsteered", out["mode"]):
         extra = f", retention {out[k]['retention']:.2f}" if "retention" in out[k] else ""
         print(f"[{k}] (NLL {out[k]['nll']:.2f}, concept {out[k]['concept']:.2f}{extra})\n{prompt}{out[k]['text']}\n")
 
@@ -132,7 +155,7 @@ def steer_cmd(
 def steer_sweep_cmd(
     glp: Path = typer.Option(..., "--glp", help="GLP run directory."),
     out: Path = typer.Option(None, help="Output directory (default: GLP_DIR/steer-CONCEPT); rerun to resume."),
-    concept: str = typer.Option("medical", help="Concept set (see `lmlab glp steer --help`)."),
+    concept: str = option(_SS, "concept"),
     set_: list[str] = typer.Option([], "--set", help="Override SteerSweepConfig fields: --set n_prompts=100."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved config and exit."),
     json_: bool = typer.Option(False, "--json", help="Print exactly one JSON object on stdout."),
@@ -141,24 +164,24 @@ def steer_sweep_cmd(
     tokens/s -> OUT/sweep.json, OUT/pareto.png."""
     import json
 
-    from lmlab.config import apply_overrides, print_dry_run
-    from lmlab.glp.steer import SteerSweepConfig, steer_sweep
+    from lmlab.config import apply_overrides, given, print_dry_run
+    from lmlab.glp.steering.sweep import SteerSweepConfig, steer_sweep
 
-    cfg = apply_overrides(SteerSweepConfig(glp=str(glp), concept=concept), list(set_))
+    cfg = apply_overrides(SteerSweepConfig(**given(glp=str(glp), concept=concept)), list(set_))
     if dry_run:
         print_dry_run(cfg, "lmlab glp steer sweep")
         return
-    res = steer_sweep(cfg, out or glp / f"steer-{Path(concept).stem}")
+    res = steer_sweep(cfg, out or glp / f"steer-{Path(cfg.concept or cfg.vector or 'vector').stem}")
     print(json.dumps(res) if json_ else json.dumps({k: v for k, v in res.items() if k != "conditions"}))
 
 
 @app.command("probe")
 def probe_cmd(
     glp: Path = typer.Option(None, "--glp", help="GLP run directory (required unless --list)."),
-    store: Path = typer.Option(None, help="Store naming the model and layer (default: the GLP's)."),
-    tasks: str = typer.Option(None, help="Comma-separated built-in tasks (default: all); see --list."),
-    csv: list[Path] = typer.Option([], "--csv", help="Local task: CSV with columns text,label (repeatable)."),
-    sigmas: str = typer.Option("0.1,0.5", help="Noise levels of the meta-neuron pass, each in (0, 1]."),
+    store: Path = option(_P, "store"),
+    tasks: str = option(_P, "tasks", note="Comma-separated; see --list."),
+    csv: list[Path] = option(_P, "csv", "--csv", note="Repeatable."),
+    sigmas: str = option(_P, "sigmas", note="Comma-separated, each in (0, 1]."),
     set_: list[str] = typer.Option([], "--set", help="Override ProbeConfig fields: --set docs_per_domain=200."),
     out: Path = typer.Option(None, help="Also write OUT/probe.json and OUT/probe.png."),
     list_: bool = typer.Option(False, "--list", help="Print the built-in task names and exit."),
@@ -167,7 +190,7 @@ def probe_cmd(
     """1-D probing: best single meta-neuron vs raw residual dimension vs raw MLP neuron, per task and mean."""
     import json
 
-    from lmlab.config import apply_overrides
+    from lmlab.config import apply_overrides, given
     from lmlab.glp import probe as P
 
     if list_:
@@ -177,8 +200,9 @@ def probe_cmd(
         from lmlab.errors import ConfigError
 
         raise ConfigError("no --glp given", "pass --glp DIR (a run directory of `lmlab glp train`)")
-    cfg = apply_overrides(P.ProbeConfig(glp=str(glp), store=store and str(store), csv=[str(c) for c in csv],
-                                        tasks=tasks.split(",") if tasks else None, sigmas=_floats(sigmas)), list(set_))
+    cfg = P.ProbeConfig(**given(glp=str(glp), store=store and str(store), csv=csv and [str(c) for c in csv],
+                                tasks=tasks.split(",") if tasks else None, sigmas=sigmas and _floats(sigmas)))
+    cfg = apply_overrides(cfg, list(set_))
     res = P.probe(cfg)
     if out is not None:
         from lmlab.io import write_json

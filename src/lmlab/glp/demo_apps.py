@@ -1,4 +1,4 @@
-"""Demo stage for issue 5 (wired into `lmlab demo` by the lead): one steering example on the same prompt
+"""Demo stage of the GLP applications (`lmlab demo`): one steering example on the same prompt
 (unsteered, plain addition, GLP SDEdit, GLP delta) and the 1-D probing table, on the demo's store and GLP."""
 
 from __future__ import annotations
@@ -11,14 +11,16 @@ PROMPT = "The weather this morning was"
 def _steering(store_dir: Path, glp_dir: Path, quick: bool) -> dict:
     import torch
 
-    from lmlab.glp import steer as S
+    from lmlab.acts.positions import store_prepend_bos
+    from lmlab.glp import steering as S
+    from lmlab.glp.load import glp_context
     from lmlab.models import load_causal_lm
 
-    glp, st = S.glp_context(glp_dir, store_dir)
+    glp, st = glp_context(glp_dir, store_dir)
     model, tok = load_causal_lm(st.model)
     pos, neg = S.concept_texts("sentiment")
     k = 12 if quick else 50
-    d = S.diffmean(model, tok, st.layer, pos[:k], neg[:k], name="sentiment")
+    d = S.diffmean(model, tok, st.layer, pos[:k], neg[:k], name="sentiment", prepend_bos=store_prepend_bos(st))
     mean, r = st.stats["mean"].float(), 1.0
     alpha = r * st.stats["mean_norm"]
     rows = {}

@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 from lmlab.glp.flow import get_sigmas, sample_euler
-from lmlab.glp.net import GLP, Denoiser, DenoiserConfig, Normalizer
+from lmlab.glp.load import load_glp
+from lmlab.glp.net import GLP
 
 
 def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -90,26 +91,12 @@ def gaussian_baseline(x: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
     return (mu + (z * w.clamp_min(0).sqrt()) @ v.T).float()
 
 
-def load_glp(run_dir: str | Path) -> GLP:
-    """A trained GLP from an lmlab run directory (config.json + glp.safetensors)."""
-    from safetensors.torch import load_file
-
-    from lmlab.io import read_json
-
-    cfg = read_json(Path(run_dir) / "config.json")
-    sd = load_file(Path(run_dir) / "glp.safetensors")
-    net = Denoiser(DenoiserConfig(**cfg["net"]))
-    glp = GLP(net, Normalizer(sd["normalizer.mean"], sd["normalizer.std"] ** 2, eps=0.0))
-    glp.load_state_dict(sd)
-    return glp.eval()
-
-
 def evaluate(run_dir: str | Path, store_path: str | Path, n: int = 4000, steps: tuple[int, ...] = (1, 4, 20, 100),
              seed: int = 0) -> dict:
     """FD and classifier accuracy of GLP samples (per step count), the floor and the Gaussian baseline,
     all against held-out real activations; plus the held-out diffusion loss."""
-    from lmlab.acts.store import ActivationStore
-    from lmlab.glp.train import GLPTrainConfig, _heldout, heldout_loss, split_rows
+    from lmlab.acts.store import ActivationStore, split_rows
+    from lmlab.glp.train import GLPTrainConfig, heldout_loss, heldout_set
 
     store, glp = ActivationStore.open(store_path), load_glp(run_dir)
     train, held = split_rows(store)
@@ -130,7 +117,7 @@ def evaluate(run_dir: str | Path, store_path: str | Path, n: int = 4000, steps: 
                 "acc_ci95": wilson_ci(acc, n_test)}
 
     out = {"n_real": len(real), "n_heldout_docs": int(len(np.unique(store.provenance(held)["doc"]))),
-           "heldout_loss": heldout_loss(glp, _heldout(store, held, cfg, glp, torch.device("cpu"))),
+           "heldout_loss": heldout_loss(glp, heldout_set(store, held, cfg, glp, torch.device("cpu"))),
            "floor": score(ref)}
     out["gaussian"] = score(gaussian_baseline(store.get(train[: min(len(train), 50_000)]), len(real), seed))
     for k in steps:
@@ -169,7 +156,7 @@ def delta_lm(glp: GLP, store_path: str | Path, n_docs: int = 200, seq_len: int =
     reconstruction (10 steps and 1 step), a Gaussian-prior reconstruction, or the mean activation.
     Held-out documents of the corpus's `val` split; the loss is averaged over real tokens only (the anchor's
     script also averages zeroed pad positions, which biases it by length)."""
-    from lmlab.acts.harvester import encode_docs
+    from lmlab.acts.positions import encode_docs, store_prepend_bos
     from lmlab.acts.store import ActivationStore
     from lmlab.data.corpus import iter_documents
     from lmlab.models import load_causal_lm
@@ -178,13 +165,15 @@ def delta_lm(glp: GLP, store_path: str | Path, n_docs: int = 200, seq_len: int =
     cfg = store.meta["config"]
     model, tok = load_causal_lm(store.model)
     docs = [d.text for _, d in zip(range(n_docs), iter_documents(cfg.get("corpus"), split="val"))]
-    enc = encode_docs(tok, docs, seq_len)
+    prepend_bos = store_prepend_bos(store)
+    enc = encode_docs(tok, docs, seq_len, prepend_bos)
     cov_z = torch.cov(glp.encode(store.get(np.arange(min(len(store), 50_000)))).double().T)
     conds = {"base": None, "glp_10step": lambda h: recon_glp(glp, h, sigma_start, 10, seed),
              "glp_1step": lambda h: recon_glp(glp, h, sigma_start, 1, seed),
              "gaussian_prior": lambda h: recon_gaussian(glp, h, cov_z, sigma_start, seed),
              "mean_ablation": lambda h: glp.normalizer.mean.to(h.dtype).expand_as(h)}
-    per_doc = {name: _lm_doc_losses(model, tok, enc, store.layer, fn, batch) for name, fn in conds.items()}
+    per_doc = {name: lm_doc_losses(model, tok, enc, store.layer, fn, batch, prepend_bos)
+               for name, fn in conds.items()}
     base, n = per_doc["base"]
     mean = {k: float(t.sum() / n.sum()) for k, (t, _) in per_doc.items()}
     return {"n_docs": len(enc), "n_tokens": int(n.sum()), "base_loss": mean["base"],
@@ -193,24 +182,25 @@ def delta_lm(glp: GLP, store_path: str | Path, n_docs: int = 200, seq_len: int =
 
 
 @torch.no_grad()
-def _lm_loss(model, tok, enc: list[list[int]], layer: int, fn, batch: int) -> float:
-    """Mean next-token loss over real (non-pad) targets, with the layer-L residual at non-special positions
-    replaced by fn(rows) when fn is given."""
-    tot, n = _lm_doc_losses(model, tok, enc, layer, fn, batch)
+def lm_loss_spliced(model, tok, enc: list[list[int]], layer: int, fn, batch: int, prepend_bos: bool = True) -> float:
+    """Mean next-token loss over real (non-pad) targets, with the layer-L residual at the positions a harvest
+    stores (acts/positions.py) replaced by fn(rows) when fn is given."""
+    tot, n = lm_doc_losses(model, tok, enc, layer, fn, batch, prepend_bos)
     return float(tot.sum() / max(n.sum(), 1))
 
 
 @torch.no_grad()
-def _lm_doc_losses(model, tok, enc: list[list[int]], layer: int, fn, batch: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per document: (summed next-token loss over real targets, number of real targets)."""
-    from lmlab.acts.harvester import _pad
+def lm_doc_losses(model, tok, enc: list[list[int]], layer: int, fn, batch: int,
+                  prepend_bos: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Per document: (summed next-token loss over real targets, number of real targets), with the layer-L
+    residual at the positions a harvest stores replaced by fn(rows (n, d)) when fn is given."""
     from lmlab.acts.hooks import write_residual
+    from lmlab.acts.positions import keep_positions, pad_batch, pad_id
 
-    special = torch.tensor(sorted(set(tok.all_special_ids)))
     tots, ns = [], []
     for i in range(0, len(enc), batch):
-        ids, mask = _pad(enc[i:i + batch], tok.pad_token_id if tok.pad_token_id is not None else 0)
-        sel = mask.bool() & ~torch.isin(ids, special)
+        ids, mask = pad_batch(enc[i:i + batch], pad_id(tok))
+        sel = keep_positions(tok, ids, mask, prepend_bos)  # (b, T)
 
         def splice(h, sel=sel):
             h = h.clone()

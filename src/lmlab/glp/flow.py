@@ -15,6 +15,15 @@ from typing import Literal
 
 import torch
 
+from lmlab.errors import ConfigError
+
+
+def check_sigma(sigma: float) -> None:
+    """A noise level to start from (steering's sigma_s, probing's meta-neuron sigma) lies in (0, 1]."""
+    if not 0.0 < sigma <= 1.0:
+        raise ConfigError(f"start noise level sigma_s={sigma} is outside (0, 1]",
+                          "use e.g. the paper's 0.4742 (0 = no noise, 1 = pure noise)")
+
 
 def sample_sigma(n: int, kind: Literal["uniform", "logit_normal"] = "uniform", generator=None,
                  device="cpu", strata: int = 1) -> torch.Tensor:

@@ -88,24 +88,25 @@ class Corpus:
 
 # ---- the LM pass --------------------------------------------------------------------------------------------
 @torch.no_grad()
-def collect(model, tok, layer: int, texts: list[str], seq_len: int, batch: int = 16) -> Corpus:
-    """One pass to layer L over the texts; residual and MLP-neuron rows of every non-special token."""
-    from lmlab.acts.harvester import _pad, encode_docs
+def collect(model, tok, layer: int, texts: list[str], seq_len: int, batch: int = 16,
+            prepend_bos: bool = True) -> Corpus:
+    """One pass to layer L over the texts; residual and MLP-neuron rows of every position a harvest stores
+    (acts/positions.py)."""
     from lmlab.acts.hooks import check_layer, forward_to_layer
+    from lmlab.acts.positions import encode_docs, keep_positions, pad_batch, pad_id
 
     block = check_layer(model, layer)
     down = getattr(getattr(block, "mlp", None), "down_proj", None)
     got: list[torch.Tensor] = []
     handle = down.register_forward_pre_hook(lambda m, a: got.append(a[0])) if down is not None else None
-    enc = encode_docs(tok, texts, seq_len)
-    special = torch.tensor(sorted(set(tok.all_special_ids)))
+    enc = encode_docs(tok, texts, seq_len, prepend_bos)
     res, mlp, doc, ids_all = [], [], [], []
     try:
         for i in range(0, len(enc), batch):
-            ids, mask = _pad(enc[i:i + batch], tok.pad_token_id or 0)
+            ids, mask = pad_batch(enc[i:i + batch], pad_id(tok))
             got.clear()
             h = forward_to_layer(model, ids, layer, attention_mask=mask).float()  # (b, T, d)
-            keep = mask.bool() & ~torch.isin(ids, special)  # (b, T)
+            keep = keep_positions(tok, ids, mask, prepend_bos)  # (b, T)
             res.append(h[keep])
             if got:
                 mlp.append(got[0].float()[keep])
@@ -123,8 +124,7 @@ def collect(model, tok, layer: int, texts: list[str], seq_len: int, batch: int =
 def meta_neurons(glp, x: torch.Tensor, sigma: float, seed: int = 0, batch: int = 2048) -> torch.Tensor:
     """(N, n_layers * d_mlp): the input of every GLP block's down projection, one denoiser call at sigma on
     the z-scored x (N, d) noised with seeded eps."""
-    from lmlab.glp.flow import add_noise
-    from lmlab.glp.steer import check_sigma
+    from lmlab.glp.flow import add_noise, check_sigma
 
     check_sigma(sigma)
     g = torch.Generator().manual_seed(seed)
@@ -343,10 +343,8 @@ def probe_task(t: Task, sets: dict[str, torch.Tensor], doc: np.ndarray, cfg: Pro
 # ---- the command ---------------------------------------------------------------------------------------------
 def _texts(cfg: ProbeConfig, names: list[str]) -> tuple[list[str], np.ndarray]:
     """Texts to run through the LM and their domain tags (see build_tasks)."""
-    import json
-
     from lmlab.data.corpus import iter_documents
-    from lmlab.glp.steer import CONCEPT_DIR
+    from lmlab.glp.steering.directions import concept_texts
 
     texts, tags = [], []
     if any(n != "sentiment" for n in names):
@@ -355,9 +353,9 @@ def _texts(cfg: ProbeConfig, names: list[str]) -> tuple[list[str], np.ndarray]:
             texts += docs
             tags += [dom] * len(docs)
     if "sentiment" in names:
-        s = json.loads((CONCEPT_DIR / "sentiment.json").read_text())
-        texts += s["positive"] + s["negative"]
-        tags += ["sentiment+"] * len(s["positive"]) + ["sentiment-"] * len(s["negative"])
+        pos, neg = concept_texts("sentiment")
+        texts += pos + neg
+        tags += ["sentiment+"] * len(pos) + ["sentiment-"] * len(neg)
     for f in cfg.csv:
         t, y = read_csv_task(f)
         texts += t
@@ -374,7 +372,7 @@ def check_config(cfg: ProbeConfig) -> list[str]:
     if cfg.pool not in ("mean", "last"):
         raise ConfigError(f"pool={cfg.pool!r}", "use mean or last")
     for s in cfg.sigmas:
-        from lmlab.glp.steer import check_sigma
+        from lmlab.glp.flow import check_sigma
 
         check_sigma(s)
     return names + [f"csv:{Path(f).name}" for f in cfg.csv]
@@ -384,7 +382,8 @@ def probe(cfg: ProbeConfig, progress: bool = True) -> dict:
     """Per-task and mean (bootstrap CI over tasks) test AUCs of meta (per sigma), raw and mlp features."""
     import sys
 
-    from lmlab.glp.steer import glp_context
+    from lmlab.acts.positions import store_prepend_bos
+    from lmlab.glp.load import glp_context
     from lmlab.models import load_causal_lm
 
     names = check_config(cfg)
@@ -395,7 +394,7 @@ def probe(cfg: ProbeConfig, progress: bool = True) -> dict:
         raise ConfigError("probing needs a GLP", "pass --glp DIR")
     model, tok = load_causal_lm(store.model)
     texts, tags = _texts(cfg, names)
-    c = collect(model, tok, store.layer, texts, cfg.seq_len)
+    c = collect(model, tok, store.layer, texts, cfg.seq_len, prepend_bos=store_prepend_bos(store))
     tasks = build_tasks(c, tags, cfg, names)
     sets = {f"meta@{s:g}": meta_neurons(glp, c.resid, s, cfg.seed) for s in cfg.sigmas}
     sets["raw"] = c.resid
@@ -431,9 +430,9 @@ def aggregate(per_task: list[dict], sets: list[str], n_boot: int = 10_000, seed:
 
 def probe_plot(result: dict, png: str | Path, title: str = "1-D probing") -> Path:
     """Mean 1-D test AUC per feature set with 95% bootstrap CIs, and per-task AUCs as dots."""
-    from lmlab.report.plots import _plt, _save
+    from lmlab.report.plots import pyplot, save_png
 
-    plt = _plt()
+    plt = pyplot()
     m = result["mean"]
     sets = [k for k in m if " " not in k]
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=110)
@@ -446,16 +445,17 @@ def probe_plot(result: dict, png: str | Path, title: str = "1-D probing") -> Pat
     ax.set(ylabel="test AUC (best single feature)", title=f"{title} ({len(result['tasks'])} tasks; 95% CI)")
     ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
-    return _save(fig, png)
+    return save_png(fig, png)
 
 
 # ---- across GLP checkpoints: mean 1-D AUC vs held-out diffusion loss -------------------------------------------
 def glp_heldout_loss(glp, store, eval_rows: int = 4096) -> float:
     """The trainer's held-out diffusion loss (fixed held-out rows, noise and sigmas) for any GLP on its store."""
-    from lmlab.glp.train import GLPTrainConfig, _heldout, heldout_loss, split_rows
+    from lmlab.acts.store import split_rows
+    from lmlab.glp.train import GLPTrainConfig, heldout_loss, heldout_set
 
     _, held = split_rows(store)
-    return heldout_loss(glp, _heldout(store, held, GLPTrainConfig(eval_rows=eval_rows), glp, torch.device("cpu")))
+    return heldout_loss(glp, heldout_set(store, held, GLPTrainConfig(eval_rows=eval_rows), glp, torch.device("cpu")))
 
 
 def probe_family(glps: dict[str, object], cfg: ProbeConfig, sigma: float = 0.1, progress: bool = True) -> list[dict]:
@@ -463,6 +463,7 @@ def probe_family(glps: dict[str, object], cfg: ProbeConfig, sigma: float = 0.1, 
     test AUC of its meta-neurons at sigma (bootstrap CI over tasks), raw beside it."""
     import sys
 
+    from lmlab.acts.positions import store_prepend_bos
     from lmlab.acts.store import ActivationStore
     from lmlab.glp.stats import mean_ci
     from lmlab.models import load_causal_lm
@@ -471,7 +472,7 @@ def probe_family(glps: dict[str, object], cfg: ProbeConfig, sigma: float = 0.1, 
     store = ActivationStore.open(cfg.store)
     model, tok = load_causal_lm(store.model)
     texts, tags = _texts(cfg, names)
-    c = collect(model, tok, store.layer, texts, cfg.seq_len)
+    c = collect(model, tok, store.layer, texts, cfg.seq_len, prepend_bos=store_prepend_bos(store))
     tasks = build_tasks(c, tags, cfg, names)
     nodense = ProbeConfig(**{**cfg.__dict__, "dense": False})
     raw = [probe_task(t, {"raw": c.resid}, c.doc, nodense)["raw"]["test_auc"] for t in tasks]
@@ -490,9 +491,9 @@ def probe_family(glps: dict[str, object], cfg: ProbeConfig, sigma: float = 0.1, 
 
 def family_plot(rows: list[dict], png: str | Path) -> Path:
     """Mean 1-D meta-neuron AUC (95% CI over tasks) vs GLP held-out loss; raw residual as a line."""
-    from lmlab.report.plots import _plt, _save
+    from lmlab.report.plots import pyplot, save_png
 
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.0, 4.0), dpi=110)
     x = [r["heldout_loss"] for r in rows]
     y = [r["meta"]["mean"] for r in rows]
@@ -509,4 +510,4 @@ def family_plot(rows: list[dict], png: str | Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    return _save(fig, png)
+    return save_png(fig, png)

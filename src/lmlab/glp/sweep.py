@@ -49,8 +49,8 @@ def sweep(store: str, out: str | Path, depths: list[int], base_preset: str = "sm
     from lmlab.config import apply_overrides, get_preset
     from lmlab.glp.train import train_glp
     from lmlab.io import write_json
-    from lmlab.lm import checkpoint
-    from lmlab.lm.runs import read_rows
+    from lmlab.runs import checkpoint
+    from lmlab.runs.table import read_rows
 
     out = Path(out)
     for d in depths:
@@ -68,9 +68,9 @@ def sweep(store: str, out: str | Path, depths: list[int], base_preset: str = "sm
 
 
 def _plot(rows: list[dict], fit: dict, png: Path) -> None:
-    from lmlab.report.plots import _plt, _save
+    from lmlab.report.plots import pyplot, save_png
 
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=110)
     for depth in sorted({r["depth"] for r in rows}, key=int):
         pts = sorted((float(r["C"]), float(r["loss"])) for r in rows if r["depth"] == depth)
@@ -86,4 +86,4 @@ def _plot(rows: list[dict], fit: dict, png: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    _save(fig, png)
+    save_png(fig, png)

@@ -22,13 +22,12 @@ import numpy as np
 import torch
 
 from lmlab import dist
+from lmlab.acts.store import split_rows
 from lmlab.config import check_literal, from_dict, preset
-from lmlab.errors import ConfigError, DataError, NonFiniteLoss, ResumeMismatch
+from lmlab.errors import ConfigError, DataError, NonFiniteLoss
 from lmlab.glp.flow import fm_loss, sample_sigma
 from lmlab.glp.net import GLP, Denoiser, DenoiserConfig, Normalizer
-from lmlab.io import append_jsonl, read_json, save_safetensors, write_json
-
-HELD_OUT_MOD = 20
+from lmlab.io import append_jsonl, save_safetensors, write_json
 
 
 @dataclass
@@ -156,13 +155,6 @@ def lr_at(cfg: GLPTrainConfig, step: int) -> float:
     return lo + 0.5 * (cfg.lr - lo) * (1 + math.cos(math.pi * min(1.0, frac)))
 
 
-def split_rows(store) -> tuple[np.ndarray, np.ndarray]:
-    """(train row indices, held-out row indices): held out = documents with index % 20 == 19 (5%: a 1M-row
-    SmolLM2 store gives ~650 held-out documents, enough for FD references from >= 400 documents)."""
-    held = store.provenance()["doc"] % HELD_OUT_MOD == HELD_OUT_MOD - 1
-    return np.nonzero(~held)[0], np.nonzero(held)[0]
-
-
 def batch_rows(train_rows: np.ndarray, cfg: GLPTrainConfig, step: int, rank: int = 0, world: int = 1) -> np.ndarray:
     """This rank's rows of the global batch of `step` (pure function of seed and step)."""
     per_epoch = len(train_rows) // cfg.batch_size
@@ -187,7 +179,7 @@ def _noise(cfg: GLPTrainConfig, step: int, shape: tuple[int, int], rank: int, wo
     return sigma[rank::world], eps[rank::world]
 
 
-def _heldout(store, held: np.ndarray, cfg: GLPTrainConfig, glp: GLP, device):
+def heldout_set(store, held: np.ndarray, cfg: GLPTrainConfig, glp: GLP, device):
     """Fixed held-out rows, noise and sigmas (seeded once): the eval loss is comparable across checkpoints."""
     rng = np.random.default_rng([cfg.seed, 12345])
     rows = np.sort(rng.choice(held, size=min(len(held), cfg.eval_rows), replace=False))
@@ -198,12 +190,13 @@ def _heldout(store, held: np.ndarray, cfg: GLPTrainConfig, glp: GLP, device):
 
 @torch.no_grad()
 def heldout_loss(glp: GLP, ev) -> float:
+    """Mean flow-matching loss on a fixed held-out set (`heldout_set`)."""
     z, sigma, eps = ev
     return sum(fm_loss(glp, z[i:i + 1024], sigma[i:i + 1024], eps[i:i + 1024]).item() * len(z[i:i + 1024])
                for i in range(0, len(z), 1024)) / len(z)
 
 
-def _build(cfg: GLPTrainConfig, store, device) -> tuple[GLP, torch.optim.AdamW]:
+def build_glp(cfg: GLPTrainConfig, store, device) -> tuple[GLP, torch.optim.AdamW]:
     if cfg.net.d_in != store.d_model:
         raise DataError(f"the store holds d={store.d_model} activations, the GLP expects d_in={cfg.net.d_in}",
                         f"use --set net.d_in={store.d_model} (or a store of the matching model/layer)")
@@ -251,7 +244,8 @@ def prefetch(load, steps, depth: int = 2):
         yield item
 
 
-def _step(cfg, model, glp, opt, batch, step, world) -> float:
+def train_step(cfg, model, glp, opt, batch, step, world) -> float:
+    """One optimizer step on a prepared batch (load_batch); returns the global mean loss."""
     x, sigma, eps = batch
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=cfg.dtype == "bf16"):
         loss = fm_loss(model, glp.encode(x), sigma, eps)
@@ -270,9 +264,11 @@ def _step(cfg, model, glp, opt, batch, step, world) -> float:
 
 def train_glp(cfg: GLPTrainConfig, out: str | Path, resume: bool = False, progress: bool = True) -> dict:
     """Train to cfg.max_steps; RUN/{config.json, metrics.jsonl, runs.csv, ckpt/, glp.safetensors, summary.json}."""
+    from lmlab import runs
     from lmlab.acts.store import ActivationStore
-    from lmlab.lm import checkpoint, runs
-    from lmlab.lm.train import _progress
+    from lmlab.progress import train_bar
+    from lmlab.runs import checkpoint
+    from lmlab.runs.mfu import peak_flops
 
     out, owns = Path(out), not dist.is_distributed()
     device = dist.device(cfg.device)
@@ -282,11 +278,12 @@ def train_glp(cfg: GLPTrainConfig, out: str | Path, resume: bool = False, progre
         raise ConfigError(f"batch_size {cfg.batch_size} not divisible by {world} ranks", "adjust batch_size")
     store = ActivationStore.open(cfg.store)
     train_rows, held = split_rows(store)
-    glp, opt = _build(cfg, store, device)
+    glp, opt = build_glp(cfg, store, device)
     ema = copy.deepcopy(glp.net).requires_grad_(False) if cfg.ema else None
     scored = glp if ema is None else GLP(ema, glp.normalizer)  # what evaluations and the artifact use
     saved = glp.net if ema is None else torch.nn.ModuleDict({"net": glp.net, "ema": ema})  # checkpointed
-    start = _start(cfg, out, resume)
+    runs_csv = Path(cfg.runs_csv or out / runs.RUNS_CSV)
+    start = runs.start_run(out, asdict(cfg), resume, runs_csv, runs.run_name(out), what="GLP run")
     if start:
         checkpoint.load(checkpoint.latest(out), saved, opt)
     dist.print0(glp.net.summary())
@@ -295,33 +292,27 @@ def train_glp(cfg: GLPTrainConfig, out: str | Path, resume: bool = False, progre
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         model = DDP(glp, device_ids=[device.index] if device.type == "cuda" else None)
-    ev, n = _heldout(store, held, cfg, glp, device), sum(p.numel() for p in glp.net.parameters())
+    ev, n = heldout_set(store, held, cfg, glp, device), sum(p.numel() for p in glp.net.parameters())
     evals, last = set(checkpoint_steps(cfg.max_steps)), {}
-    from lmlab.lm.train import peak_flops
-
     peak = peak_flops(device, cfg.dtype) * world
-    with _progress(progress and dist.is_main(), cfg.max_steps, start) as bar:
+    with train_bar(progress and dist.is_main(), cfg.max_steps, start) as bar:
         batches = prefetch(lambda s: load_batch(cfg, store, train_rows, s, rank, world, device),
                            range(start, cfg.max_steps))
         t0 = time.perf_counter()
         for step, batch in zip(range(start, cfg.max_steps), batches):
             for gr in opt.param_groups:
                 gr["lr"] = lr_at(cfg, step)
-            loss, done = _step(cfg, model, glp, opt, batch, step, world), step + 1
+            loss, done = train_step(cfg, model, glp, opt, batch, step, world), step + 1
             if ema is not None:
                 _ema_update(ema, glp.net, min(cfg.ema, (1 + step) / (10 + step)))
             sps = cfg.batch_size / max(time.perf_counter() - t0, 1e-9)  # activations/s, data wait included
             row = {"step": done, "loss": loss, "lr": opt.param_groups[0]["lr"], "tokens_per_sec": sps,
                    "mfu": sps * 6 * n / peak}
-            if dist.is_main() and (done % cfg.log_every == 0 or done in evals):
-                append_jsonl(out / "metrics.jsonl", row)
+            if dist.is_main() and (runs.due(done, cfg.log_every, 0) or done in evals):
+                append_jsonl(out / runs.METRICS, row)
             if done in evals and dist.is_main():
-                last = {"step": done, "heldout_loss": heldout_loss(scored, ev), "activations": done * cfg.batch_size}
-                append_jsonl(out / "metrics.jsonl", {"step": done, "eval": last})
-                runs.append_row(Path(cfg.runs_csv or out / "runs.csv"), {"run": out.resolve().name, "step": done, "N": n, "D": done *
-                                cfg.batch_size, "C": 6 * n * done * cfg.batch_size, "loss": last["heldout_loss"],
-                                "train_loss": loss, "depth": cfg.net.n_layers})
-            if (done % cfg.ckpt_every == 0 or done == cfg.max_steps) and dist.is_main():
+                last = _eval_row(cfg, out, runs_csv, scored, ev, n, done, loss)
+            if runs.due(done, cfg.ckpt_every, cfg.max_steps) and dist.is_main():
                 checkpoint.save(out, saved, opt, {"step": done})
             dist.barrier()
             bar(done, row)
@@ -335,44 +326,30 @@ def train_glp(cfg: GLPTrainConfig, out: str | Path, resume: bool = False, progre
     return summary
 
 
+def _eval_row(cfg: GLPTrainConfig, out: Path, runs_csv: Path, scored: GLP, ev, n: int, done: int, loss: float) -> dict:
+    """Held-out loss at a log-spaced step: a metrics.jsonl eval row and a runs.csv row (C = 6 N D)."""
+    from lmlab import runs
+    from lmlab.runs import table
+
+    last = {"step": done, "heldout_loss": heldout_loss(scored, ev), "activations": done * cfg.batch_size}
+    append_jsonl(out / runs.METRICS, {"step": done, "eval": last})
+    table.append_row(runs_csv, {"run": runs.run_name(out), "step": done, "N": n, "D": done * cfg.batch_size,
+                                "C": 6 * n * done * cfg.batch_size, "loss": last["heldout_loss"],
+                                "train_loss": loss, "depth": cfg.net.n_layers})
+    return last
+
+
 @torch.no_grad()
 def _ema_update(ema: torch.nn.Module, net: torch.nn.Module, decay: float) -> None:
     """ema <- decay * ema + (1 - decay) * net, all parameters in one foreach call."""
     torch._foreach_lerp_(list(ema.parameters()), list(net.parameters()), 1.0 - decay)
 
 
-def _start(cfg: GLPTrainConfig, out: Path, resume: bool) -> int:
-    from lmlab.lm import checkpoint
-
-    ck = checkpoint.latest(out)
-    if not resume:
-        if ck is not None or (out / "summary.json").exists():
-            raise ResumeMismatch(f"{out} already holds a GLP run", "pass --resume to continue it, or a new --out")
-        if dist.is_main():
-            out.mkdir(parents=True, exist_ok=True)
-            write_json(out / "config.json", asdict(cfg))
-            (out / "metrics.jsonl").unlink(missing_ok=True)
-        dist.barrier()
-        return 0
-    if ck is None:
-        raise ResumeMismatch(f"--resume: {out} has no checkpoint", "drop --resume to start a new run there")
-    if read_json(out / "config.json") != asdict(cfg):
-        raise ResumeMismatch("--resume with another GLP config/preset", "resume with the saved config, or a new --out")
-    step = read_json(ck / "state.json")["step"]
-    if dist.is_main():
-        from lmlab.lm import runs
-        from lmlab.lm.train import _truncate_metrics
-
-        _truncate_metrics(out / "metrics.jsonl", step)
-        runs.drop_after(Path(cfg.runs_csv or out / "runs.csv"), out.resolve().name, step)
-    dist.barrier()
-    return step
-
-
 def _finish(cfg: GLPTrainConfig, out: Path, glp: GLP, n: int, last: dict) -> dict:
+    from lmlab.runs import SUMMARY
 
     save_safetensors(out / "glp.safetensors", glp.state_dict())
     summary = {"params": n, "steps": cfg.max_steps, "activations": cfg.max_steps * cfg.batch_size,
                "final_eval": last, "store": cfg.store}
-    write_json(out / "summary.json", summary)
+    write_json(out / SUMMARY, summary)
     return summary

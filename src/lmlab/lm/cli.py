@@ -6,16 +6,21 @@ from pathlib import Path
 
 import typer
 
+from lmlab.cli_options import option
+
 app = typer.Typer(no_args_is_help=True)
+_T = "lmlab.lm.train:TrainConfig"  # option defaults and help live in the config (and in complete's signature)
+_GEN = "lmlab.lm.generate:complete"
 
 
 @app.command("train")
 def train_cmd(
     out: Path = typer.Option(..., help="Run directory."),
-    preset: str = typer.Option("tiny", help="Preset name (see `lmlab lm presets`)."),
-    data: str = typer.Option(None, help="Prepared dataset dir, or 'embedded' (overrides the preset)."),
-    max_steps: int = typer.Option(None, help="Override max_steps."),
-    set_: list[str] = typer.Option([], "--set", help="Override any field: --set lr=1e-3 --set model.n_layer=6."),
+    preset: str = typer.Option("tiny", help="Preset name; `lmlab lm presets` lists them."),
+    data: str = option(_T, "data", shown="the preset's"),
+    max_steps: int = option(_T, "max_steps", shown="the preset's"),
+    set_: list[str] = typer.Option([], "--set", help="Override any field: --set lr=1e-3 --set model.n_layer=6 "
+                                                     "(--data and --max-steps win over --set)."),
     resume: bool = typer.Option(False, help="Continue exactly from OUT/ckpt."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved config and exit."),
     progress: bool = typer.Option(True, help="Show the progress bar."),
@@ -23,13 +28,10 @@ def train_cmd(
     """Train an LM from scratch (torchrun-aware: `torchrun --nproc_per_node 2 -m lmlab lm train ...`)."""
     import json
 
-    from lmlab.config import apply_overrides, get_preset, print_dry_run
+    from lmlab.config import apply_overrides, get_preset, print_dry_run, set_fields
     from lmlab.lm import train as T
 
-    cfg = get_preset("lm", preset)
-    overrides = list(set_) + ([f"data={json.dumps(data)}"] if data else []) + (
-        [f"max_steps={max_steps}"] if max_steps is not None else [])
-    cfg = apply_overrides(cfg, overrides)
+    cfg = set_fields(apply_overrides(get_preset("lm", preset), list(set_)), {"data": data, "max_steps": max_steps})
     if dry_run:
         print_dry_run(cfg, f"lmlab lm train --preset {preset}")
         return
@@ -40,7 +42,7 @@ def train_cmd(
 
 @app.command("presets")
 def presets_cmd() -> None:
-    """List training presets."""
+    """List the training presets (for --preset), one name per line."""
     from lmlab.config import presets
     from lmlab.lm import train  # noqa: F401  (registers the presets)
 
@@ -56,11 +58,13 @@ def export_cmd(run_dir: Path, out_dir: Path) -> None:
 
 
 @app.command("generate")
-def generate_cmd(model: str = typer.Argument(..., help="Model spec: smollm2, HF dir, lmlab run dir."),
+def generate_cmd(model: str = typer.Argument(..., help="Model spec: smollm2 | local HF dir | lmlab run dir | hub id."),
                  prompt: str = typer.Option("The", help="Prompt text."),
-                 max_new_tokens: int = typer.Option(40), temperature: float = typer.Option(0.0),
-                 seed: int = typer.Option(0)) -> None:
+                 max_new_tokens: int = option(_GEN, "max_new_tokens", help="Tokens to generate."),
+                 temperature: float = option(_GEN, "temperature", help="Sampling temperature (0 = greedy)."),
+                 seed: int = option(_GEN, "seed", help="Sampling seed.")) -> None:
     """Sample a continuation (temperature 0 = greedy) from any model spec."""
+    from lmlab.config import given
     from lmlab.lm.generate import complete
 
-    print(complete(model, prompt, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed))
+    print(complete(model, prompt, **given(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)))

@@ -183,7 +183,7 @@ class GPT(nn.Module):
     def hidden(self, idx: torch.Tensor) -> torch.Tensor:
         """Final-normed hidden states (B, T, d): what the LM head reads."""
         B, T = idx.shape
-        if T > self.cfg.max_seq_len:
+        if self.cfg.max_seq_len < T:
             raise ValueError(f"sequence length {T} > max_seq_len {self.cfg.max_seq_len}")
         x = self.embed_tokens(idx)  # (B, T, d)
         cos, sin = rope_tables(self.cfg, T, idx.device)

@@ -20,7 +20,6 @@ loss curve up to floating-point reduction order.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -32,9 +31,10 @@ import torch
 
 from lmlab import dist
 from lmlab.config import check_literal, from_dict, preset
-from lmlab.errors import ConfigError, DataError, NonFiniteLoss, ResumeMismatch
-from lmlab.io import append_jsonl, read_json, read_jsonl, save_safetensors, write_json, write_text
+from lmlab.errors import ConfigError, DataError, NonFiniteLoss
+from lmlab.io import append_jsonl, read_json, save_safetensors, write_json
 from lmlab.lm.model import GPT, ModelConfig, lm_loss
+from lmlab.runs import CONFIG, SUMMARY
 
 
 @dataclass
@@ -208,6 +208,7 @@ class _Run:
     """State of one training run (kept small: the loop itself is in `train`)."""
 
     def __init__(self, cfg: TrainConfig, out: Path):
+        from lmlab import runs
         from lmlab.data.shards import open_shard
         from lmlab.data.tokenizer import Tokenizer
 
@@ -228,8 +229,8 @@ class _Run:
         if self.per_rank % self.micro:
             raise ConfigError(f"per-rank batch {self.per_rank} not divisible by micro_batch_size {self.micro}",
                               "choose micro_batch_size dividing batch_size / world size")
-        self.runs_csv = Path(cfg.runs_csv) if cfg.runs_csv else out / "runs.csv"
-        self.name = cfg.name or out.resolve().name
+        self.runs_csv = Path(cfg.runs_csv) if cfg.runs_csv else out / runs.RUNS_CSV
+        self.name = runs.run_name(out, cfg.name)
 
 
 def _autocast(run: _Run):
@@ -331,14 +332,17 @@ def evaluate(run: _Run, model) -> dict[str, float]:
 def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True) -> dict:
     """Train to cfg.max_steps, writing RUN/{config.json, metrics.jsonl, runs.csv, ckpt/, model.safetensors,
     tokenizer.json, summary.json}. With resume=True, continue exactly from RUN/ckpt. Returns the summary."""
-    from lmlab.lm import checkpoint
+    from lmlab import runs
+    from lmlab.progress import train_bar
+    from lmlab.runs import checkpoint
 
     out = Path(out)
     owns_group = not dist.is_distributed()
     dist.init(dist.device(cfg.device).type)
     run = _Run(cfg, out)
     cfg.model.vocab_size = run.tok.vocab_size  # the architecture follows the dataset's tokenizer
-    start, state = _start(run, resume)
+    start = runs.start_run(out, _saved_config(cfg), resume, run.runs_csv, run.name)
+    state = {"step": 0, "tokens": 0, "trained_tokens": 0.0, "last_eval": {}}
     torch.manual_seed(cfg.seed)
     raw = GPT(cfg.model).to(run.device)
     optim = build_optimizer(cfg, raw)
@@ -347,7 +351,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
     dist.print0(raw.summary())
     model = _wrap(run, raw)
     clock = _Clock(run, raw)
-    with _progress(progress and dist.is_main(), cfg.max_steps, start) as bar:
+    with train_bar(progress and dist.is_main(), cfg.max_steps, start) as bar:
         for step in range(start, cfg.max_steps):
             for g in optim.param_groups:
                 g["lr"] = lr_at(cfg, step)
@@ -357,11 +361,11 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
             done = step + 1
             state.setdefault("first_loss", m["loss"])
             row = clock.row(done, m, optim.param_groups[0]["lr"], state)
-            if dist.is_main() and (done % cfg.log_every == 0 or done == cfg.max_steps):
-                append_jsonl(out / "metrics.jsonl", row)
-            if done % cfg.eval_every == 0 or done == cfg.max_steps:
+            if dist.is_main() and runs.due(done, cfg.log_every, cfg.max_steps):
+                append_jsonl(out / runs.METRICS, row)
+            if runs.due(done, cfg.eval_every, cfg.max_steps):
                 state["last_eval"] = _eval_row(run, model, raw, done, row, state)
-            if (cfg.ckpt_every and done % cfg.ckpt_every == 0) or done == cfg.max_steps:
+            if runs.due(done, cfg.ckpt_every, cfg.max_steps):
                 state["step"] = done
                 if dist.is_main():
                     checkpoint.save(out, raw, optim, state)
@@ -374,59 +378,8 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
     return summary
 
 
-def _start(run: _Run, resume: bool) -> tuple[int, dict]:
-    """Check the run dir; on resume, verify the config and roll logs back to the checkpoint."""
-    from lmlab.lm import checkpoint, runs
-
-    out, cfg = run.out, run.cfg
-    if dist.is_main():
-        checkpoint.clean_stale(out)
-    ck = checkpoint.latest(out)
-    fresh = {"step": 0, "tokens": 0, "trained_tokens": 0.0, "last_eval": {}}
-    if not resume:
-        if ck is not None or (out / "summary.json").exists():
-            raise ResumeMismatch(f"{out} already holds a run", "pass --resume to continue it, or choose a new --out")
-        if dist.is_main():
-            out.mkdir(parents=True, exist_ok=True)
-            write_json(out / "config.json", _saved_config(cfg))
-            (out / "metrics.jsonl").unlink(missing_ok=True)
-        dist.barrier()
-        return 0, fresh
-    if ck is None:
-        raise ResumeMismatch(f"--resume: {out} has no checkpoint", "drop --resume to start a new run there")
-    saved = read_json(out / "config.json")
-    diff = _diff(saved, _saved_config(cfg))
-    if diff:
-        raise ResumeMismatch(f"--resume: config differs from the saved run in {', '.join(diff)}",
-                             "resume with the saved config (or start a new --out)")
-    step = read_json(ck / "state.json")["step"]
-    if dist.is_main():
-        _truncate_metrics(out / "metrics.jsonl", step)
-        runs.drop_after(run.runs_csv, run.name, step)
-    dist.barrier()
-    return step, fresh
-
-
 def _saved_config(cfg: TrainConfig) -> dict:
     return {"model": asdict(cfg.model), "train": asdict(cfg)}
-
-
-def _diff(a: dict, b: dict, prefix: str = "") -> list[str]:
-    keys = sorted(set(a) | set(b))
-    out = []
-    for k in keys:
-        va, vb = a.get(k), b.get(k)
-        if isinstance(va, dict) and isinstance(vb, dict):
-            out += _diff(va, vb, f"{prefix}{k}.")
-        elif va != vb:
-            out.append(f"{prefix}{k} ({va!r} -> {vb!r})")
-    return out
-
-
-def _truncate_metrics(path: Path, step: int) -> None:
-    if path.exists():
-        rows = [r for r in read_jsonl(path) if r.get("step", 0) <= step]
-        write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 def _wrap(run: _Run, raw: GPT):
@@ -442,13 +395,13 @@ def _wrap(run: _Run, raw: GPT):
 
 
 def _eval_row(run: _Run, model, raw: GPT, done: int, row: dict, state: dict) -> dict:
-    from lmlab.lm import runs
+    from lmlab.runs import METRICS, table
 
     ev = evaluate(run, model)
     if dist.is_main():
         s = raw.sizes()
-        append_jsonl(run.out / "metrics.jsonl", {"step": done, "eval": ev})
-        runs.append_row(run.runs_csv, {
+        append_jsonl(run.out / METRICS, {"step": done, "eval": ev})
+        table.append_row(run.runs_csv, {
             "run": run.name, "step": done, "N": s.n_nonembed, "N_total": s.n_total, "N_nonembed": s.n_nonembed,
             "N_matmul": s.n_matmul, "D": state["tokens"],
             "C": raw.flops_per_token(run.cfg.seq_len) * state["tokens"], "C_6ND": 6 * s.n_total * state["tokens"],
@@ -457,7 +410,7 @@ def _eval_row(run: _Run, model, raw: GPT, done: int, row: dict, state: dict) -> 
     return ev
 
 
-def _finish(run: _Run, raw: GPT, state: dict, clock: "_Clock") -> dict:
+def _finish(run: _Run, raw: GPT, state: dict, clock: _Clock) -> dict:
     s = raw.sizes()
     save_safetensors(run.out / "model.safetensors", raw.export_state())
     run.tok.save(run.out)
@@ -466,7 +419,7 @@ def _finish(run: _Run, raw: GPT, state: dict, clock: "_Clock") -> dict:
                "flops_per_token": raw.flops_per_token(run.cfg.seq_len),
                "final_eval": state.get("last_eval", {}), "tokens_per_sec": clock.last_tps, "mfu": clock.last_mfu,
                "device": str(run.device), "world_size": run.world, "data": str(run.data)}
-    write_json(run.out / "summary.json", summary)
+    write_json(run.out / SUMMARY, summary)
     return summary
 
 
@@ -475,6 +428,8 @@ class _Clock:
 
     def __init__(self, run: _Run, raw: GPT):
         self.run, self.fpt = run, raw.flops_per_token(run.cfg.seq_len)
+        from lmlab.runs.mfu import peak_flops
+
         self.peak = peak_flops(run.device, run.cfg.dtype) * run.world
         self.t, self.last_tps, self.last_mfu = time.perf_counter(), 0.0, 0.0
 
@@ -486,53 +441,6 @@ class _Clock:
                 "tokens_per_sec": tps, "mfu": self.last_mfu}
 
 
-_PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12, "4090": 165e12}
-
-
-def peak_flops(device: torch.device, dtype: str) -> float:
-    """Dense peak FLOP/s: datasheet bf16 for known GPUs (fp32 runs: TF32 = half of it); on CPU, the
-    measured rate of a large fp32/bf16 GEMM on this machine (MFU on CPU is 'fraction of achievable GEMM')."""
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-        peak = next((v for k, v in _PEAK_BF16.items() if k in name), 312e12)
-        return peak if dtype == "bf16" else peak / 2
-    return _cpu_gemm_flops(dtype)
-
-
-def _cpu_gemm_flops(dtype: str, n: int = 1024) -> float:
-    dt = torch.bfloat16 if dtype == "bf16" else torch.float32
-    a, b = torch.randn(n, n, dtype=dt), torch.randn(n, n, dtype=dt)
-    a @ b
-    t, reps = time.perf_counter(), 5
-    for _ in range(reps):
-        a @ b
-    return 2 * n**3 * reps / (time.perf_counter() - t)
-
-
-def _progress(enabled: bool, total: int, start: int):
-    """Context manager yielding update(step, row): a rich bar with loss, tokens/s and MFU (rank 0)."""
-    import contextlib
-
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    @contextlib.contextmanager
-    def cm():
-        if not enabled:
-            yield lambda done, row: None
-            return
-        cols = [TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                TimeRemainingColumn()]
-        with Progress(*cols, transient=False) as p:
-            task = p.add_task("train", total=total, completed=start, info="")
-
-            def update(done, row):
-                p.update(task, completed=done, info=f"loss {row['loss']:.3f} · {row['tokens_per_sec']:,.0f} tok/s"
-                                                     f" · MFU {100 * row['mfu']:.1f}%")
-            yield update
-
-    return cm()
-
-
 def load_run_model(run_dir: str | Path):
     """(GPT, Tokenizer) from a finished run directory (model.safetensors + config.json + tokenizer.json)."""
     from safetensors.torch import load_file
@@ -540,7 +448,7 @@ def load_run_model(run_dir: str | Path):
     from lmlab.data.tokenizer import Tokenizer
 
     run_dir = Path(run_dir)
-    saved = read_json(run_dir / "config.json")
+    saved = read_json(run_dir / CONFIG)
     if not (run_dir / "model.safetensors").is_file():
         raise DataError(f"{run_dir} has no model.safetensors (unfinished run?)", "finish it with --resume first")
     model = GPT(from_dict(ModelConfig, saved["model"]))

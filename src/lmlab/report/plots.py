@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def _plt():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -14,14 +14,14 @@ def _plt():
     return plt
 
 
-def _save(fig, out_png: str | Path) -> Path:
+def save_png(fig, out_png: str | Path) -> Path:
     """Write a figure to PNG atomically and close it."""
     from lmlab.io import atomic_path
 
     out_png = Path(out_png)
     with atomic_path(out_png) as tmp:
         fig.savefig(tmp, format="png")
-    _plt().close(fig)
+    pyplot().close(fig)
     return out_png
 
 
@@ -32,7 +32,7 @@ def loss_curve(metrics_jsonl: str | Path, out_png: str | Path, title: str = "tra
     rows = read_jsonl(metrics_jsonl)
     train = [(r["step"], r["loss"]) for r in rows if "loss" in r and "eval" not in r]
     evals = [(r["step"], r["eval"]) for r in rows if "eval" in r]
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=110)
     if train:
         ax.plot(*zip(*train), lw=1, color="0.4", label="train")
@@ -43,7 +43,7 @@ def loss_curve(metrics_jsonl: str | Path, out_png: str | Path, title: str = "tra
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    return _save(fig, out_png)
+    return save_png(fig, out_png)
 
 
 def pca_scatter(x, labels, names: list[str], out_png: str | Path, title: str = "PCA") -> Path:
@@ -55,7 +55,7 @@ def pca_scatter(x, labels, names: list[str], out_png: str | Path, title: str = "
     _, s, vt = np.linalg.svd(xc, full_matrices=False)
     pcs = xc @ vt[:2].T  # (n, 2)
     var = (s[:2] ** 2) / (s**2).sum()
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=110)
     labels = np.asarray(labels)
     for k, name in enumerate(names):
@@ -65,4 +65,4 @@ def pca_scatter(x, labels, names: list[str], out_png: str | Path, title: str = "
     ax.set(xlabel=f"PC1 ({100 * var[0]:.1f}% var)", ylabel=f"PC2 ({100 * var[1]:.1f}% var)", title=title)
     ax.legend(fontsize=8, markerscale=4)
     fig.tight_layout()
-    return _save(fig, out_png)
+    return save_png(fig, out_png)

@@ -1,4 +1,4 @@
-"""`lmlab scaling ...`: fit, predict, slowdown, sweep (thin shell over lmlab.scaling)."""
+"""`lmlab scaling ...`: sweep, fit, predict, allocate, critical-batch, slowdown (thin shell over lmlab.scaling)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,12 @@ from pathlib import Path
 
 import typer
 
+from lmlab.cli_options import option
+
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+# option defaults and help live in these configs and function signatures (read without importing numpy)
+_SW, _COLS = "lmlab.scaling.sweep:SweepConfig", "lmlab.scaling.table:Columns"
+_FIT, _PRED = "lmlab.scaling.fit:fit", "lmlab.scaling.predict"
 
 
 def _csv_list(s: str, cast=str) -> list:
@@ -16,9 +21,9 @@ def _csv_list(s: str, cast=str) -> list:
 @app.command("sweep")
 def sweep_cmd(
     out: Path = typer.Option(..., help="Sweep directory: one run dir per point, runs.csv, sweep_summary.json."),
-    sizes: str = typer.Option("16x1,32x1,32x2", help="Comma-separated WIDTHxLAYERS model shapes."),
-    tokens_per_param: str = typer.Option("10", help="Comma-separated tokens per parameter (each size x each)."),
-    data: str = typer.Option("embedded", help="Prepared dataset dir (lmlab data prepare) or 'embedded'."),
+    sizes: str = option(_SW, "sizes", note="Comma-separated."),
+    tokens_per_param: str = option(_SW, "tokens_per_param", note="Comma-separated."),
+    data: str = option(_SW, "data"),
     set_: list[str] = typer.Option([], "--set", help="Override any SweepConfig field: --set lr_ref=3e-3."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved config and the run plan, then exit."),
     progress: bool = typer.Option(True, help="Show progress bars."),
@@ -26,12 +31,12 @@ def sweep_cmd(
     """Train a family of LMs (size-scaled LR and warmup), resumable; every eval is a runs.csv row."""
     import json
 
-    from lmlab.config import apply_overrides, print_dry_run
+    from lmlab.config import apply_overrides, print_dry_run, set_fields
     from lmlab.scaling.sweep import SweepConfig, describe_plan, sweep
 
-    cfg = apply_overrides(SweepConfig(), [f"sizes={json.dumps(_csv_list(sizes))}",
-                                          f"tokens_per_param={json.dumps(_csv_list(tokens_per_param, float))}",
-                                          f"data={json.dumps(data)}", *set_])
+    cfg = set_fields(SweepConfig(), {"sizes": sizes and _csv_list(sizes), "data": data,
+                                     "tokens_per_param": tokens_per_param and _csv_list(tokens_per_param, float)})
+    cfg = apply_overrides(cfg, list(set_))
     if dry_run:
         print_dry_run(cfg, "lmlab scaling sweep")
         for row in describe_plan(cfg, out):
@@ -41,10 +46,10 @@ def sweep_cmd(
 
 
 _RUNS = typer.Option(..., "--runs", help="CSV of runs (default columns N, D, C, loss; e.g. a sweep's runs.csv).")
-_NCOL = typer.Option("N", "--n-col", help="Column holding N (parameters).")
-_DCOL = typer.Option("D", "--d-col", help="Column holding D (tokens); derived as C/(6N) when absent.")
-_CCOL = typer.Option("C", "--c-col", help="Column holding C (FLOPs); derived as 6ND when absent.")
-_LCOL = typer.Option("loss", "--loss-col", help="Column holding the loss.")
+_NCOL = option(_COLS, "n", "--n-col")
+_DCOL = option(_COLS, "d", "--d-col", note="Derived as C/(6N) when absent.")
+_CCOL = option(_COLS, "c", "--c-col", note="Derived as 6ND when absent.")
+_LCOL = option(_COLS, "loss", "--loss-col")
 _GCOL = typer.Option("run", "--group-col", help="Run column: bootstrap resamples whole runs when present.")
 _BOOT = typer.Option(200, help="Bootstrap resamples for the 95% intervals (0: none).")
 _SEED = typer.Option(0, help="Bootstrap seed (results are deterministic given it).")
@@ -61,12 +66,21 @@ def _emit(obj: dict, json_: bool, out: Path | None) -> None:
     print(json.dumps(obj) if json_ else json.dumps(obj, indent=2))
 
 
+def _columns(n_col, d_col, c_col, loss_col):
+    """The CSV column names: the options given, Columns' defaults for the rest."""
+    from lmlab.config import given
+    from lmlab.scaling.table import Columns
+
+    return Columns(**given(n=n_col, d=d_col, c=c_col, loss=loss_col))
+
+
 def _load(runs: Path, need, n_col, d_col, c_col, loss_col, group_col, final_only=False, min_frac=0.0,
           drop_highest_loss=0):
-    from lmlab.scaling.table import Columns, group_labels, load_columns, read_table, select_rows
+    from lmlab.scaling.table import group_labels, load_columns, read_table, select_rows
 
-    rows = select_rows(read_table(runs), final_only, min_frac, group_col, d_col, drop_highest_loss, loss_col)
-    return load_columns(runs, Columns(n_col, d_col, c_col, loss_col), need, rows), group_labels(rows, group_col), rows
+    c = _columns(n_col, d_col, c_col, loss_col)
+    rows = select_rows(read_table(runs), final_only, min_frac, group_col, c.d, drop_highest_loss, c.loss)
+    return load_columns(runs, c, need, rows), group_labels(rows, group_col), rows
 
 
 @app.command("fit")
@@ -74,8 +88,8 @@ def fit_cmd(
     runs: Path = _RUNS,
     law: str = typer.Option(..., help="kaplan-n | kaplan-d | kaplan-c | kaplan-nd | gpt4-c | chinchilla | passrate "
                                       "| broken-c."),
-    method: str = typer.Option("huber", help="huber (multi-start L-BFGS, Epoch) | varpro (VPNLS)."),
-    starts: str = typer.Option("all", help="'all' grid starts (Epoch) or the K best grid points."),
+    method: str = option(_FIT, "method", help="huber (multi-start L-BFGS, Epoch) | varpro (VPNLS)."),
+    starts: str = option(_FIT, "starts", help="'all' grid starts (Epoch) or the K best grid points."),
     bootstrap: int = _BOOT, seed: int = _SEED,
     n_col: str = _NCOL, d_col: str = _DCOL, c_col: str = _CCOL, loss_col: str = _LCOL, group_col: str = _GCOL,
     final_only: bool = typer.Option(False, "--final-only", help="Use only each run's last row."),
@@ -86,14 +100,15 @@ def fit_cmd(
     json_: bool = _JSON,
 ) -> None:
     """Fit a scaling law (Huber on log residuals, summed, δ=1e-3) with bootstrap intervals."""
+    from lmlab.config import given
     from lmlab.scaling.fit import fit
     from lmlab.scaling.laws import get_law
 
     lw = get_law(law)
     cols, groups, _ = _load(runs, lw.inputs, n_col, d_col, c_col, loss_col, group_col, final_only, min_frac,
                             drop_highest_loss)
-    res = fit(law, **{k: cols[k] for k in lw.inputs}, loss=cols["loss"], method=method, bootstrap=bootstrap,
-              seed=seed, groups=groups, starts=starts if starts == "all" else int(starts))
+    res = fit(law, **{k: cols[k] for k in lw.inputs}, loss=cols["loss"], bootstrap=bootstrap, seed=seed,
+              groups=groups, **given(method=method, starts=starts if starts in (None, "all") else int(starts)))
     if plot is not None:
         _plot_fit(res, cols, plot)
     _emit(res.to_json(), json_, out)
@@ -116,7 +131,8 @@ def _plot_fit(res, cols: dict, png: Path) -> None:
 @app.command("predict")
 def predict_cmd(
     runs: Path = _RUNS,
-    law: str = typer.Option("gpt4-c", help="Single-input law in C: gpt4-c | kaplan-c | broken-c | passrate."),
+    law: str = option(f"{_PRED}:predict_extrapolation", "law",
+                      help="Single-input law in C: gpt4-c | kaplan-c | broken-c | passrate."),
     fit_max_compute: float = typer.Option(..., help="Fit only runs whose final C <= this (GPT-4 style; without a "
                                                     "run column: rows with C <= this)."),
     target: str = typer.Option(None, help="Comma-separated target compute values C*."),
@@ -133,6 +149,7 @@ def predict_cmd(
     target run exists."""
     import numpy as np
 
+    from lmlab.config import given
     from lmlab.errors import DataError
     from lmlab.scaling.predict import predict_extrapolation
 
@@ -156,8 +173,8 @@ def predict_cmd(
             actual[t] = float(all_cols["loss"][near].min())
     if not targets:
         raise DataError("no prediction target", "pass --target C* and/or --target-run NAME")
-    r = predict_extrapolation(cols["C"], cols["loss"], fit_max_compute, targets, law, use_frontier, bootstrap,
-                              seed, groups, actual)
+    r = predict_extrapolation(cols["C"], cols["loss"], fit_max_compute, targets, use_frontier=use_frontier,
+                              bootstrap=bootstrap, seed=seed, groups=groups, actual=actual, **given(law=law))
     res = r.pop("_fit")
     if plot is not None:
         from lmlab.scaling.plots import fit_plot
@@ -165,7 +182,7 @@ def predict_cmd(
         sel = cols["C"] <= fit_max_compute
         ex = {"actual (held out)": (np.array(list(actual)), np.array(list(actual.values())))} if actual else None
         fit_plot(res, cols["C"][sel], cols["loss"][sel], plot, "C", ex, x_max=max(targets),
-                 title=f"{law}: fit on C <= {fit_max_compute:.3g}, extrapolated")
+                 title=f"{res.law}: fit on C <= {fit_max_compute:.3g}, extrapolated")
     _emit(r, json_, out)
 
 
@@ -203,14 +220,19 @@ def allocate_cmd(
 @app.command("critical-batch")
 def critical_batch_cmd(
     loss: str = typer.Option(..., help="Comma-separated losses (nats/token)."),
-    b_star: float = typer.Option(2e8, help="B_* in tokens (Kaplan et al. 2020: 2e8)."),
-    alpha_b: float = typer.Option(0.21, help="alpha_B (Kaplan et al. 2020: 0.21)."),
+    b_star: float = option(f"{_PRED}:critical_batch", "b_star", help="B_* in tokens (Kaplan et al. 2020)."),
+    alpha_b: float = option(f"{_PRED}:critical_batch", "alpha_b", help="alpha_B (Kaplan et al. 2020)."),
     json_: bool = _JSON,
 ) -> None:
     """Kaplan's critical batch size B_crit(L) = B_* / L^(1/alpha_B), in tokens."""
+    import inspect
+
     from lmlab.scaling.predict import critical_batch
 
     ls = [float(v) for v in loss.split(",") if v.strip()]
+    default = {k: p.default for k, p in inspect.signature(critical_batch).parameters.items()}
+    b_star = default["b_star"] if b_star is None else b_star
+    alpha_b = default["alpha_b"] if alpha_b is None else alpha_b
     b = critical_batch(ls, b_star, alpha_b)
     _emit({"loss": ls, "B_crit_tokens": [float(v) for v in b], "B_star": b_star, "alpha_B": alpha_b}, json_, None)
 
@@ -219,7 +241,7 @@ def critical_batch_cmd(
 def slowdown_cmd(
     baseline: Path = typer.Option(..., help="CSV of the baseline series (e.g. an unfiltered sweep)."),
     runs: Path = _RUNS,
-    law: str = typer.Option("kaplan-c", help="Baseline law in C: kaplan-c (log L linear in log C) | gpt4-c."),
+    law: str = option(f"{_PRED}:slowdown", "law", help="Baseline law in C: kaplan-c (log L linear in log C) | gpt4-c."),
     processed_col: str = typer.Option(None, help="Column with actually-processed compute (default: C x "
                                                  "trained_tokens / D when those columns exist)."),
     final_only: bool = typer.Option(False, "--final-only", help="Use only each run's last row (both series)."),
@@ -229,11 +251,13 @@ def slowdown_cmd(
     json_: bool = _JSON,
 ) -> None:
     """Compute slowdown: baseline compute needed to match each point's loss, ratio with bootstrap intervals."""
+    from lmlab.config import given
     from lmlab.scaling.predict import slowdown
     from lmlab.scaling.table import processed_compute
 
     base, bgroups, _ = _load(baseline, ("C",), n_col, d_col, c_col, loss_col, group_col, final_only)
     other, _, rows = _load(runs, ("C",), n_col, d_col, c_col, loss_col, group_col, final_only)
-    proc = processed_compute(rows, other["C"], processed_col, d_col, runs)
-    r = slowdown(base["C"], base["loss"], other["C"], other["loss"], proc, law, bootstrap, seed, bgroups)
+    proc = processed_compute(rows, other["C"], processed_col, _columns(n_col, d_col, c_col, loss_col).d, runs)
+    r = slowdown(base["C"], base["loss"], other["C"], other["loss"], proc, bootstrap=bootstrap, seed=seed,
+                 groups=bgroups, **given(law=law))
     _emit(r, json_, out)

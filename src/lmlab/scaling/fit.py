@@ -127,7 +127,7 @@ def fit_huber(law: Law, arrays: dict, starts: int | str = "all", delta: float = 
     s = _select_starts(fg, law.starts(x0), starts)
     X, F, _ = batched_lbfgs(fg, s)
     k = int(np.argmin(F))  # first best start on ties: deterministic
-    conv = int(np.sum(F <= F[k] + 1e-6 * max(abs(F[k]), 1e-12)))
+    conv = int(np.sum(F[k] + 1e-6 * max(abs(F[k]), 1e-12) >= F))
     return X[k], x0, float(F[k]), len(s), conv, s
 
 

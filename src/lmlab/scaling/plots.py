@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lmlab.report.plots import _plt, _save
+from lmlab.report.plots import pyplot, save_png
 from lmlab.scaling.fit import FitResult
 from lmlab.scaling.laws import get_law
 
@@ -17,7 +17,7 @@ def fit_plot(res: FitResult, x: np.ndarray, loss: np.ndarray, png: str | Path, x
     """Points, fitted curve with CI band (single-input laws) and log residuals vs x. `extra`: name ->
     (x, loss) drawn as held-out markers (e.g. the runs being predicted)."""
     law = get_law(res.law)
-    plt = _plt()
+    plt = pyplot()
     fig, (ax, axr) = plt.subplots(2, 1, figsize=(6.4, 5.6), dpi=110, height_ratios=[3, 1], sharex=True)
     if labels is None:
         ax.scatter(x, loss, s=12, color="C0", label=f"fit points (n={len(x)})", zorder=3)
@@ -44,7 +44,7 @@ def fit_plot(res: FitResult, x: np.ndarray, loss: np.ndarray, png: str | Path, x
     axr.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    return _save(fig, png)
+    return save_png(fig, png)
 
 
 def _label(res: FitResult) -> str:
@@ -55,14 +55,14 @@ def residual_plot(res: FitResult, arrays: dict, png: str | Path, title: str = ""
     """Log residuals vs the prediction (any law, including two-input ones)."""
     law = get_law(res.law)
     pred = res.predict(**{k: arrays[k] for k in law.inputs})
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 3.4), dpi=110)
     ax.scatter(pred, np.log(arrays["loss"]) - np.log(pred), s=8)
     ax.axhline(0, color="k", lw=0.8)
     ax.set(xlabel="predicted loss", ylabel="log(observed) − log(predicted)", title=title or f"{res.law} residuals")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    return _save(fig, png)
+    return save_png(fig, png)
 
 
 def isoloss_plot(res: FitResult, n: np.ndarray, d: np.ndarray, loss: np.ndarray, png: str | Path,
@@ -70,7 +70,7 @@ def isoloss_plot(res: FitResult, n: np.ndarray, d: np.ndarray, loss: np.ndarray,
     """Chinchilla fit: iso-loss contours over (N, D), the points, and the compute-optimal N_opt(C) line."""
     from lmlab.scaling.predict import compute_optimal
 
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=110)
     ng = np.geomspace(n.min() / 2, n.max() * 2, 120)
     dg = np.geomspace(d.min() / 2, d.max() * 2, 120)
@@ -88,4 +88,4 @@ def isoloss_plot(res: FitResult, n: np.ndarray, d: np.ndarray, loss: np.ndarray,
            title=title or "Chinchilla fit: iso-loss contours")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    return _save(fig, png)
+    return save_png(fig, png)

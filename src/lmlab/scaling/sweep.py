@@ -117,9 +117,9 @@ def sweep(cfg: SweepConfig, out: str | Path, progress: bool = True) -> dict:
     """Train every run of the plan into OUT/<name>/ (skipping finished ones, resuming interrupted ones)."""
     from lmlab import dist
     from lmlab.io import read_json, write_json
-    from lmlab.lm import checkpoint
-    from lmlab.lm.runs import read_rows
     from lmlab.lm.train import train
+    from lmlab.runs import checkpoint
+    from lmlab.runs.table import read_rows
 
     out = Path(out)
     saved = out / "sweep_config.json"

@@ -66,7 +66,7 @@ def test_bad_input_is_one_line_errors(tmp_path):
     cases = {
         "": "is empty",
         good + "\n" + json.dumps({"task_id": "HumanEval/999", "completion": ""}) + "\n": ":2: unknown task_id",
-        good + "\n{not json\n" + good + "\n": ":2: not valid JSON",
+        good + "\n{not json\n" + good + "\n": ":2 is not valid JSON",
         json.dumps({"task_id": "HumanEval/0"}) + "\n": ":1: missing field 'completion'",
         json.dumps([1, 2]) + "\n": ":1: expected a JSON object",
     }

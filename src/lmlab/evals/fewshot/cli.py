@@ -7,17 +7,22 @@ from pathlib import Path
 
 import typer
 
+from lmlab.cli_options import option
+
+# option defaults and help live in FewshotConfig and dirty_flags' signature (read without importing them)
+_F, _DIRTY = "lmlab.evals.fewshot.evaluate:FewshotConfig", "lmlab.evals.fewshot.contamination:dirty_flags"
+
 
 def fewshot_cmd(
-    model: str = typer.Option("smollm2", help="Model spec: smollm2, a local HF dir, an lmlab run dir, a hub id."),
-    task: str = typer.Option(None, help="Task name(s), comma-separated, or a task .yaml path (see --list)."),
-    shots: str = typer.Option("0", help="K demonstrations; comma-separated for a learning curve (0,1,10,50)."),
-    limit: int = typer.Option(None, help="Evaluate only the first N examples of each task."),
-    seed: int = typer.Option(1234, help="Seed of the demonstrations drawn per example."),
-    batch_size: int = typer.Option(16, help="Contexts per forward pass."),
-    max_length: int = typer.Option(None, help="Context window in tokens (default: the model's)."),
-    num_beams: int = typer.Option(1, help="Generation tasks: beam width (GPT-3: 4)."),
-    length_penalty: float = typer.Option(0.6, help="Generation tasks with beams: length penalty (GPT-3: 0.6)."),
+    model: str = option(_F, "model"),
+    task: str = option(_F, "tasks", "--task", shown="", note="Required unless --list."),
+    shots: str = option(_F, "shots", note="E.g. 0,1,10,50."),
+    limit: int = option(_F, "limit"),
+    seed: int = option(_F, "seed"),
+    batch_size: int = option(_F, "batch_size"),
+    max_length: int = option(_F, "max_length"),
+    num_beams: int = option(_F, "num_beams"),
+    length_penalty: float = option(_F, "length_penalty"),
     threads: int = typer.Option(0, help="torch CPU threads (0: torch's default; 1 is fastest on a busy machine)."),
     out: Path = typer.Option(None, help="Write per-(task, K) JSON + JSONL here (resumable) and curve.png."),
     list_: bool = typer.Option(False, "--list", help="Print the task names, one per line, and exit."),
@@ -26,7 +31,7 @@ def fewshot_cmd(
     progress: bool = typer.Option(True, help="Progress bars on stderr."),
 ) -> None:
     """Few-shot evaluation with GPT-3's protocol (K seeded demonstrations per example)."""
-    from lmlab.config import print_dry_run
+    from lmlab.config import given, print_dry_run
     from lmlab.errors import ConfigError
     from lmlab.evals.fewshot.curves import curve_table, parse_shots, plot_curves, run_grid
     from lmlab.evals.fewshot.evaluate import FewshotConfig
@@ -37,9 +42,9 @@ def fewshot_cmd(
         return
     if not task:
         raise ConfigError("no --task given", "pass --task NAME (see `lmlab eval fewshot --list`)")
-    cfg = FewshotConfig(model=model, tasks=task, shots=shots, limit=limit, seed=seed, batch_size=batch_size,
-                        max_length=max_length, num_beams=num_beams, length_penalty=length_penalty)
-    parse_shots(shots)
+    cfg = FewshotConfig(**given(model=model, tasks=task, shots=shots, limit=limit, seed=seed, batch_size=batch_size,
+                                max_length=max_length, num_beams=num_beams, length_penalty=length_penalty))
+    parse_shots(cfg.shots)
     if dry_run:
         print_dry_run(cfg, "lmlab eval fewshot")
         return
@@ -50,7 +55,7 @@ def fewshot_cmd(
         from lmlab.io import write_json
 
         write_json(out / "curves.json", {"config": vars(cfg), "results": curve_table(results)})
-        payload["curve_png"] = str(plot_curves(results, out / "curve.png", f"{model}: in-context learning"))
+        payload["curve_png"] = str(plot_curves(results, out / "curve.png", f"{cfg.model}: in-context learning"))
     if as_json:
         print(json.dumps(payload))
     else:
@@ -64,8 +69,9 @@ def contamination_cmd(
     corpus: str = typer.Option("embedded", help="Training corpus: 'embedded' or a local .txt/.jsonl/.parquet path."),
     split: str = typer.Option("train", help="Corpus split to scan."),
     limit: int = typer.Option(None, help="Check only the first N examples."),
-    n: int = typer.Option(None, help="N-gram length (default: GPT-3's 5th-percentile rule clamped to [8, 13])."),
-    min_n: int = typer.Option(8, help="Lower clamp of N (GPT-3 allowed lower for synthetic tasks)."),
+    n: int = option(_DIRTY, "n", help="N-gram length (default: GPT-3's 5th-percentile rule, clamped to "
+                                       "[--min-n, 13])."),
+    min_n: int = option(_DIRTY, "min_n", help="Lower clamp of N (GPT-3 allowed lower for synthetic tasks)."),
     model: str = typer.Option(None, help="Also score the model: clean-subset score and relative change."),
     shots: int = typer.Option(0, help="K demonstrations when scoring."),
     threads: int = typer.Option(0, help="torch CPU threads (0: torch's default)."),
@@ -75,6 +81,7 @@ def contamination_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
     """GPT-3's N-gram overlap check of a task against a training corpus; clean-subset scores."""
+    from lmlab.config import given
     from lmlab.data.corpus import iter_documents
     from lmlab.evals.fewshot.contamination import clean_scores, dirty_flags, example_texts
     from lmlab.evals.fewshot.tasks import get_task
@@ -82,7 +89,7 @@ def contamination_cmd(
     t = get_task(task)
     texts = example_texts(t, limit)
     docs = iter_documents(corpus, split)
-    dirty, n_used, info = dirty_flags(texts, (d.text for d in docs), n=n, min_n=min_n)
+    dirty, n_used, info = dirty_flags(texts, (d.text for d in docs), **given(n=n, min_n=min_n))
     result = {"task": t.name, "corpus": corpus, "split": split, **info}
     if model:
         from lmlab.evals.fewshot.evaluate import FewshotConfig, evaluate

@@ -88,9 +88,9 @@ def _log(msg: str) -> None:
 
 def plot_curves(results: list[dict], out_png: Path, title: str = "in-context learning curves") -> Path:
     """Primary metric vs K per task, error bars = 95 % normal intervals (1.96 standard errors)."""
-    from lmlab.report.plots import _plt, _save
+    from lmlab.report.plots import pyplot, save_png
 
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     by_task: dict[str, list[dict]] = {}
     for r in results:
@@ -110,7 +110,7 @@ def plot_curves(results: list[dict], out_png: Path, title: str = "in-context lea
     ax.set_title(title)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    return _save(fig, out_png)
+    return save_png(fig, out_png)
 
 
 def curve_table(results: list[dict]) -> list[dict[str, Any]]:

@@ -184,7 +184,7 @@ def domain_mc_docs(split: str, per_domain: int = 120, seed: int = ARITH_SEED) ->
         if all(len(p) >= cap for p in pools.values()):
             break
     docs = []
-    for i, (dom, pool) in enumerate(pools.items()):
+    for i, pool in enumerate(pools.values()):
         for doc in rng.sample(pool, min(per_domain, len(pool))):
             text = " ".join(doc.text.split())
             passage = text if len(text) <= MC_CHARS else text[:MC_CHARS].rsplit(" ", 1)[0] + " ..."

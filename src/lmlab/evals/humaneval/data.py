@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 from lmlab.errors import DataError
+from lmlab.io import jsonl_objects
 
 PROBLEM_FIELDS = ("task_id", "prompt", "entry_point", "test")
 SAMPLE_FIELDS = ("task_id", "completion")
@@ -42,17 +43,7 @@ def read_jsonl_strict(path: str | Path, what: str) -> list[tuple[int, dict]]:
             lines = f.read().splitlines()
     except (OSError, UnicodeDecodeError) as e:
         raise DataError(f"cannot read {what} file {path} ({e})", "is it a UTF-8 JSONL(.gz) file?") from e
-    out = []
-    for i, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}:{i}: not valid JSON ({e.msg})", "fix or remove that line") from e
-        if not isinstance(obj, dict):
-            raise DataError(f"{path}:{i}: expected a JSON object, got {type(obj).__name__}", "one object per line")
-        out.append((i, obj))
+    out = list(jsonl_objects(lines, path))
     if not out:
         raise DataError(f"{what} file {path} is empty", "it needs one JSON object per line")
     return out

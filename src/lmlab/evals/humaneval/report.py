@@ -20,9 +20,9 @@ def outcome(result: str) -> str:
 
 def plot_summaries(summaries: dict[str, dict], out_png: str | Path, title: str = "HumanEval") -> Path:
     """Left: pass@k per run with 95% bootstrap CIs (reranked pass@1 when present). Right: outcome shares."""
-    from lmlab.report.plots import _plt, _save
+    from lmlab.report.plots import pyplot, save_png
 
-    plt = _plt()
+    plt = pyplot()
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4))
     labels = list(summaries)
     metrics = sorted({k for s in summaries.values() for k in s if k.startswith("pass@")}, key=lambda k: int(k[5:]))
@@ -54,4 +54,4 @@ def plot_summaries(summaries: dict[str, dict], out_png: str | Path, title: str =
     bx.set_title("what the samples did")
     bx.legend(fontsize=8)
     fig.tight_layout()
-    return _save(fig, out_png)
+    return save_png(fig, out_png)

@@ -16,6 +16,7 @@ from pathlib import Path
 from lmlab.errors import ConfigError
 from lmlab.evals.humaneval import data
 from lmlab.evals.humaneval.sandbox import PASSED, TIMED_OUT, SandboxConfig
+from lmlab.progress import counter
 
 
 @dataclasses.dataclass
@@ -88,7 +89,7 @@ def execute(samples: list[dict], problems: dict[str, dict], cfg: EvalConfig, pro
         hide = [str(Path(cfg.problems).resolve()) if cfg.problems else str(data.default_problem_file())]
         if cfg.cache:
             hide.append(str(Path(cfg.cache).resolve()))
-        with Pool(cfg.sandbox, cfg.workers, hide=hide) as pool, _progress(progress, len(todo)) as bar:
+        with Pool(cfg.sandbox, cfg.workers, hide=hide) as pool, counter(progress, len(todo), "executing") as bar:
             stats["isolation"] = {k: v for k, v in pool.isolation.items() if k != "jail_error"}
 
             def one(item):
@@ -103,27 +104,6 @@ def execute(samples: list[dict], problems: dict[str, dict], cfg: EvalConfig, pro
                 for key, res in ex.map(one, todo.items()):
                     cache.put(key, res)
     return [cache.get(k) for k in keys], stats
-
-
-class _progress:
-    """A rich progress bar on stderr (or nothing); calling the object advances it by one."""
-
-    def __init__(self, enabled: bool, total: int):
-        self.enabled, self.total = enabled, total
-
-    def __enter__(self):
-        if not self.enabled:
-            return lambda: None
-        from rich.progress import Progress
-
-        self.p = Progress(transient=True)
-        self.p.__enter__()
-        task = self.p.add_task("executing", total=self.total)
-        return lambda: self.p.advance(task)
-
-    def __exit__(self, *exc):
-        if self.enabled:
-            self.p.__exit__(*exc)
 
 
 def evaluate(samples: list[dict], problems: dict[str, dict], cfg: EvalConfig, progress: bool = False) -> tuple[

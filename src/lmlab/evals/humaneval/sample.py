@@ -198,9 +198,9 @@ def generate_samples(cfg: SampleConfig, out: Path, problems: dict[str, dict], pr
     todo.sort(key=lambda x: (x[2], x[1]))
     if todo:
         backend = HFBackend(cfg) if cfg.backend == "hf" else OpenAIBackend(cfg)
-        from lmlab.evals.humaneval.run import _progress
+        from lmlab.progress import counter
 
-        with _progress(progress, len(todo)) as bar:
+        with counter(progress, len(todo), "sampling") as bar:
             for b in range(0, len(todo), cfg.batch_size):
                 chunk = todo[b: b + cfg.batch_size]
                 rows = backend.generate([problems[t]["prompt"] for t, _, _ in chunk],

@@ -1,0 +1,87 @@
+"""The run-directory layer every trainer uses (LM, GLP, and the trainers that come after them).
+
+A run directory (DESIGN.md "Run directory") holds
+    config.json     the resolved config, written once when the run starts
+    metrics.jsonl   one JSON object per log step (eval rows carry "eval"); truncated to the checkpoint on resume
+    runs.csv        one row per evaluation (runs/table.py), unless the config points a sweep at a shared file
+    ckpt/           the last crash-safe checkpoint (runs/checkpoint.py)
+    summary.json    the final figures: its presence marks a finished run
+A trainer calls `start_run` first: a new run refuses a directory that already holds one; a resumed run must
+carry the saved config exactly, and a mismatch names every field that changed. Then `lmlab.progress.train_bar`
+for the bar, `due` for the log / eval / checkpoint cadence, and `checkpoint.save/load` for exact resume.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+CONFIG, METRICS, SUMMARY, RUNS_CSV = "config.json", "metrics.jsonl", "summary.json", "runs.csv"
+
+
+def start_run(out: Path, config: dict, resume: bool, runs_csv: Path, name: str, what: str = "run") -> int:
+    """Check the run directory and return the step to start from (0 for a new run). torchrun-aware: rank 0
+    writes, every rank returns the same step. A new run writes config.json and clears metrics.jsonl; a
+    resumed one checks the config field by field, then rolls metrics.jsonl and runs.csv back to the step of
+    its checkpoint (the steps after it are re-run and re-logged)."""
+    from lmlab import dist
+    from lmlab.errors import ResumeMismatch
+    from lmlab.io import read_json, write_json
+    from lmlab.runs import checkpoint, table
+
+    out = Path(out)
+    if dist.is_main():
+        checkpoint.clean_stale(out)
+    ck = checkpoint.latest(out)
+    if not resume:
+        if ck is not None or (out / SUMMARY).exists():
+            raise ResumeMismatch(f"{out} already holds a {what}", "pass --resume to continue it, or choose a new --out")
+        if dist.is_main():
+            out.mkdir(parents=True, exist_ok=True)
+            write_json(out / CONFIG, config)
+            (out / METRICS).unlink(missing_ok=True)
+        dist.barrier()
+        return 0
+    if ck is None:
+        raise ResumeMismatch(f"--resume: {out} has no checkpoint", "drop --resume to start a new run there")
+    diff = config_diff(read_json(out / CONFIG), config)
+    if diff:
+        raise ResumeMismatch(f"--resume: config differs from the saved {what} in {', '.join(diff)}",
+                             "resume with the saved config (or start a new --out)")
+    step = int(read_json(ck / "state.json")["step"])
+    if dist.is_main():
+        truncate_metrics(out / METRICS, step)
+        table.drop_after(runs_csv, name, step)
+    dist.barrier()
+    return step
+
+
+def config_diff(saved: dict, new: dict, prefix: str = "") -> list[str]:
+    """Every field whose value differs, as 'a.b (old -> new)', recursing into nested sections."""
+    out = []
+    for k in sorted(set(saved) | set(new)):
+        a, b = saved.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += config_diff(a, b, f"{prefix}{k}.")
+        elif a != b:
+            out.append(f"{prefix}{k} ({a!r} -> {b!r})")
+    return out
+
+
+def truncate_metrics(path: Path, step: int) -> None:
+    """Keep the metrics rows of steps <= step (atomic rewrite)."""
+    from lmlab.io import read_jsonl, write_text
+
+    if path.exists():
+        rows = [r for r in read_jsonl(path) if r.get("step", 0) <= step]
+        write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+
+
+def due(done: int, every: int, total: int) -> bool:
+    """A cadence (log, eval, checkpoint): every `every` steps (0 = never) and always at the last step."""
+    return (every > 0 and done % every == 0) or done == total
+
+
+def run_name(out: Path, name: str | None = None) -> str:
+    """The label of a run in runs.csv: the given name, else the run directory's name."""
+    return name or Path(out).resolve().name
