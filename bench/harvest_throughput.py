@@ -112,7 +112,7 @@ def environment(args: argparse.Namespace) -> dict:
             info.setdefault(key.strip(), val.strip())
     git = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(hooks.__file__).parent, capture_output=True,
                          text=True, check=False).stdout.strip() or None
-    return {"command": shlex.join(["python"] + sys.argv), "python_executable": sys.executable,
+    return {"command": shlex.join(["python"] + sys.argv), "python_executable": Path(sys.executable).name,
             "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "torch": torch.__version__, "transformers": transformers.__version__,
             "transformer_lens": version("transformer-lens"), "nnsight": version("nnsight"),

@@ -90,7 +90,7 @@ def environment(args: argparse.Namespace) -> dict:
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         key, _, val = line.partition(":")
         info.setdefault(key.strip(), val.strip())
-    env = {"command": shlex.join(["python"] + sys.argv), "python_executable": sys.executable,
+    env = {"command": shlex.join(["python"] + sys.argv), "python_executable": Path(sys.executable).name,
            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
            "torch": torch.__version__, "transformers": transformers.__version__,
            "python": platform.python_version(), "device": args.device,
