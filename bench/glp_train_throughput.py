@@ -95,9 +95,10 @@ def paper_loop(store, train_rows, glp, opt, batch: int, device):
 
 def lmlab_loop(cfg, store, train_rows, glp, opt, device):
     """An endless iterator of lmlab trainer steps, data prefetched one step ahead as in `train_glp`."""
+    from lmlab.acts.store import prefetch
     from lmlab.glp import train as T
 
-    batches = T.prefetch(lambda s: T.load_batch(cfg, store, train_rows, s, 0, 1, device), range(10**9))
+    batches = prefetch(lambda s: T.load_batch(cfg, store, train_rows, s, 0, 1, device), range(10**9))
     for step, batch in enumerate(batches):
         yield T.train_step(cfg, glp, glp, opt, batch, step, 1)
 

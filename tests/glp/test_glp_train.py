@@ -32,7 +32,7 @@ def test_tiny_glp_learns_and_writes_runs_rows(store, tmp_path):
 
 
 def test_batches_cover_train_rows_once_per_epoch_and_exclude_held_out(store):
-    from lmlab.acts.store import HELD_OUT_MOD, ActivationStore, split_rows
+    from lmlab.acts.store import HELD_OUT_MOD, ActivationStore, batch_rows, split_rows
 
     st = ActivationStore.open(store)
     train, held = split_rows(st)
@@ -40,10 +40,10 @@ def test_batches_cover_train_rows_once_per_epoch_and_exclude_held_out(store):
     assert len(held) == 8000 // m and set(st.provenance(held)["doc"] % m) == {m - 1}
     cfg = _cfg(store, "batch_size=256")
     per_epoch = len(train) // 256
-    seen = np.concatenate([T.batch_rows(train, cfg, s) for s in range(per_epoch)])
+    seen = np.concatenate([batch_rows(train, 256, cfg.seed, s) for s in range(per_epoch)])
     assert len(np.unique(seen)) == len(seen) == per_epoch * 256 and not np.isin(seen, held).any()
-    two = np.concatenate([T.batch_rows(train, cfg, 3, rank=r, world=2) for r in (0, 1)])
-    assert sorted(two) == sorted(T.batch_rows(train, cfg, 3))
+    two = np.concatenate([batch_rows(train, 256, cfg.seed, 3, rank=r, world=2) for r in (0, 1)])
+    assert sorted(two) == sorted(batch_rows(train, 256, cfg.seed, 3))
 
 
 @pytest.mark.parametrize("ema", [None, 0.9])

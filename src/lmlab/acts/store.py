@@ -524,3 +524,43 @@ def split_rows(store: ActivationStore) -> tuple[np.ndarray, np.ndarray]:
     rows come from many documents: a 1M-row SmolLM2 store gives ~650, enough for FD references)."""
     held = store.provenance()["doc"] % HELD_OUT_MOD == HELD_OUT_MOD - 1
     return np.nonzero(~held)[0], np.nonzero(held)[0]
+
+
+def batch_rows(train_rows: np.ndarray, batch_size: int, seed: int, step: int, rank: int = 0,
+               world: int = 1) -> np.ndarray:
+    """This rank's rows of the global batch of `step`, a pure function of (seed, step): epoch e = step //
+    steps_per_epoch draws one permutation of the train rows from default_rng([seed, e]) and the step takes the
+    next global batch of it — no row twice in an epoch, exact resume, and K torchrun ranks take disjoint
+    slices of the same global batch. Every trainer on a store (GLP, SAE) reads its batches through here."""
+    per_epoch = len(train_rows) // batch_size
+    if per_epoch < 1:
+        raise DataError(f"the store has {len(train_rows)} training rows, fewer than one batch of {batch_size}",
+                        "harvest more activations or lower batch_size")
+    epoch, k = divmod(step, per_epoch)
+    perm = np.random.default_rng([seed, epoch]).permutation(len(train_rows))
+    rows = train_rows[perm[k * batch_size:(k + 1) * batch_size]]
+    return rows[rank::world]
+
+
+def prefetch(load, steps, depth: int = 2):
+    """Iterate load(step) for step in steps, computed `depth` steps ahead in a background thread: the memmap
+    gather and the host->device copy overlap the training step. An exception in the loader is raised in the
+    consumer's thread, never swallowed."""
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=depth)
+
+    def work():
+        try:
+            for s in steps:
+                q.put(load(s))
+        except BaseException as e:  # re-raised in the consumer below, never swallowed
+            q.put(e)
+
+    threading.Thread(target=work, daemon=True).start()
+    for _ in steps:
+        item = q.get()
+        if isinstance(item, BaseException):
+            raise item
+        yield item

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from lmlab import dist
-from lmlab.acts.store import split_rows
+from lmlab.acts.store import batch_rows, prefetch, split_rows
 from lmlab.config import check_literal, from_dict, preset
 from lmlab.errors import ConfigError, DataError, NonFiniteLoss
 from lmlab.glp.flow import fm_loss, sample_sigma
@@ -155,18 +155,6 @@ def lr_at(cfg: GLPTrainConfig, step: int) -> float:
     return lo + 0.5 * (cfg.lr - lo) * (1 + math.cos(math.pi * min(1.0, frac)))
 
 
-def batch_rows(train_rows: np.ndarray, cfg: GLPTrainConfig, step: int, rank: int = 0, world: int = 1) -> np.ndarray:
-    """This rank's rows of the global batch of `step` (pure function of seed and step)."""
-    per_epoch = len(train_rows) // cfg.batch_size
-    if per_epoch < 1:
-        raise DataError(f"the store has {len(train_rows)} training rows, fewer than one batch of {cfg.batch_size}",
-                        "harvest more activations or lower batch_size")
-    epoch, k = divmod(step, per_epoch)
-    perm = np.random.default_rng([cfg.seed, epoch]).permutation(len(train_rows))
-    rows = train_rows[perm[k * cfg.batch_size:(k + 1) * cfg.batch_size]]
-    return rows[rank::world]
-
-
 def _noise(cfg: GLPTrainConfig, step: int, shape: tuple[int, int], rank: int, world: int, device=None):
     """Noise and sigmas of the global batch of `step`, this rank's slice (so K ranks = 1 process). On CUDA the
     noise is drawn there (a CPU randn of 4096 x 2048 would bound the step); the stream then differs from the
@@ -212,36 +200,13 @@ def build_glp(cfg: GLPTrainConfig, store, device) -> tuple[GLP, torch.optim.Adam
 def load_batch(cfg, store, train_rows, step, rank, world, device):
     """(x raw (B, d), sigma (B,), eps (B, d)) of `step` for this rank, on `device`: a pure function of the step."""
     cuda = device.type == "cuda"
-    x = store.get(batch_rows(train_rows, cfg, step, rank, world), raw=cuda)  # GPU: copy bf16, convert there
+    x = store.get(batch_rows(train_rows, cfg.batch_size, cfg.seed, step, rank, world), raw=cuda)  # GPU: copy bf16, convert there
     sigma, eps = _noise(cfg, step, tuple(x.shape), rank, world, device)
     if cuda:
         x = x.pin_memory().to(device, non_blocking=True).float()
     if not torch.isfinite(x).all():
         raise DataError(f"NaN/inf in the activation batch of step {step + 1}", "verify/re-harvest the store")
     return x, sigma, eps
-
-
-def prefetch(load, steps, depth: int = 2):
-    """Iterate load(step) for step in steps, computed `depth` steps ahead in a background thread: the memmap
-    gather and the host->device copy overlap the training step (the paper's trainer waits on its DataLoader)."""
-    import queue
-    import threading
-
-    q: queue.Queue = queue.Queue(maxsize=depth)
-
-    def work():
-        try:
-            for s in steps:
-                q.put(load(s))
-        except BaseException as e:  # surfaced in the consumer, never swallowed
-            q.put(e)
-
-    threading.Thread(target=work, daemon=True).start()
-    for _ in steps:
-        item = q.get()
-        if isinstance(item, BaseException):
-            raise item
-        yield item
 
 
 def train_step(cfg, model, glp, opt, batch, step, world) -> float:
