@@ -28,6 +28,7 @@ from lmlab.errors import ConfigError, DataError, NonFiniteLoss
 from lmlab.glp.flow import fm_loss, sample_sigma
 from lmlab.glp.net import GLP, Denoiser, DenoiserConfig, Normalizer
 from lmlab.io import append_jsonl, save_safetensors, write_json
+from lmlab.runs import checkpoint_steps
 
 
 @dataclass
@@ -138,12 +139,6 @@ def paper_llama1b_d12() -> GLPTrainConfig:
 @preset("glp", "paper-llama1b-d24")
 def paper_llama1b_d24() -> GLPTrainConfig:
     return _paper_llama1b(24)
-
-
-def checkpoint_steps(max_steps: int, per_decade: int = 4) -> list[int]:
-    """Log-spaced checkpoint steps (they feed the loss-vs-compute fit), always including max_steps."""
-    pts = {int(round(10 ** (k / per_decade))) for k in range(int(per_decade * math.log10(max_steps)) + 1)}
-    return sorted(s for s in pts | {max_steps} if 1 <= s <= max_steps)
 
 
 def lr_at(cfg: GLPTrainConfig, step: int) -> float:

@@ -14,6 +14,7 @@ for the bar, `due` for the log / eval / checkpoint cadence, and `checkpoint.save
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 CONFIG, METRICS, SUMMARY, RUNS_CSV = "config.json", "metrics.jsonl", "summary.json", "runs.csv"
@@ -73,7 +74,7 @@ def truncate_metrics(path: Path, step: int) -> None:
     from lmlab.io import read_jsonl, write_text
 
     if path.exists():
-        rows = [r for r in read_jsonl(path) if r.get("step", 0) <= step]
+        rows = [r for r in read_jsonl(path, own_log=True) if r.get("step", 0) <= step]
         write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
@@ -85,3 +86,10 @@ def due(done: int, every: int, total: int) -> bool:
 def run_name(out: Path, name: str | None = None) -> str:
     """The label of a run in runs.csv: the given name, else the run directory's name."""
     return name or Path(out).resolve().name
+
+
+def checkpoint_steps(max_steps: int, per_decade: int = 4) -> list[int]:
+    """Log-spaced evaluation steps (per_decade per decade: they feed loss-vs-compute fits), always including
+    max_steps."""
+    pts = {int(round(10 ** (k / per_decade))) for k in range(int(per_decade * math.log10(max_steps)) + 1)}
+    return sorted(s for s in pts | {max_steps} if 1 <= s <= max_steps)

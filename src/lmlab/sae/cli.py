@@ -1,0 +1,49 @@
+"""`lmlab sae ...`: sparse autoencoders on activation stores (train; presets)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from lmlab.cli_options import option
+
+app = typer.Typer(no_args_is_help=True)
+_T = "lmlab.sae.train:SAETrainConfig"
+
+
+@app.command("train")
+def train_cmd(
+    store: Path = typer.Option(..., help="Activation store (lmlab acts harvest)."),
+    out: Path = typer.Option(..., help="Run directory."),
+    preset: str = typer.Option("tiny", help="Preset name; `lmlab sae presets` lists them."),
+    latents: int = option(_T, "n_latents", "--latents", shown="expansion x the store's width"),
+    k: int = option(_T, "k", shown="the preset's"),
+    set_: list[str] = typer.Option([], "--set", help="Override any field: --set expansion=16 --set variant=batchtopk."),
+    resume: bool = typer.Option(False, help="Continue exactly from OUT/ckpt."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved config and exit."),
+    progress: bool = typer.Option(True, help="Show the progress bar."),
+) -> None:
+    """Train a TopK / BatchTopK SAE on a store (torchrun-aware: `torchrun --nproc_per_node 2 -m lmlab sae train ...`)."""
+    import json
+
+    from lmlab.config import apply_overrides, get_preset, print_dry_run, set_fields
+    from lmlab.sae import train as T
+
+    cfg = apply_overrides(get_preset("sae", preset), [f"store={json.dumps(str(store))}", *set_])
+    cfg = set_fields(cfg, {"n_latents": latents, "k": k})
+    if dry_run:
+        print_dry_run(cfg, f"lmlab sae train --preset {preset}")
+        return
+    summary = T.train_sae(cfg, out, resume=resume, progress=progress)
+    if summary:
+        print(json.dumps(summary))
+
+
+@app.command("presets")
+def presets_cmd() -> None:
+    """List the SAE training presets, one name per line."""
+    from lmlab.config import presets
+    from lmlab.sae import train  # noqa: F401  (registers the presets)
+
+    print("\n".join(presets("sae")))
