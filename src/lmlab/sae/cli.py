@@ -47,3 +47,20 @@ def presets_cmd() -> None:
     from lmlab.sae import train  # noqa: F401  (registers the presets)
 
     print("\n".join(presets("sae")))
+
+
+@app.command("export")
+def export_cmd(
+    sae: Path = typer.Option(..., "--sae", help="An lmlab SAE run directory (lmlab sae train)."),
+    out: Path = typer.Option(..., help="Folder to write in SAELens's format (cfg.json + sae_weights.safetensors)."),
+) -> None:
+    """Write an lmlab SAE in SAELens's on-disk format (`SAE.load_from_disk(OUT)` reads it)."""
+    import json
+
+    from lmlab.errors import DataError
+    from lmlab.sae.saelens import export_saelens, load_sae
+
+    if not (sae / "sae.json").is_file():
+        raise DataError(f"{sae} is not a finished lmlab SAE run (no sae.json)", "pass the --out of `lmlab sae train`")
+    hook = json.loads((sae / "sae.json").read_text()).get("hook", {})
+    print(json.dumps({"out": str(export_saelens(load_sae(sae), out, hook))}))

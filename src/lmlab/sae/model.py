@@ -40,8 +40,9 @@ class SAEConfig:
     """Dictionary size (latents)."""
     k: int = 32
     """Active latents per token (TopK), or the mean per token over a batch (BatchTopK)."""
-    variant: Literal["topk", "batchtopk"] = "topk"
-    """TopK per token, or BatchTopK (top k * batch over the batch; a learned threshold at inference)."""
+    variant: Literal["topk", "batchtopk", "jumprelu"] = "topk"
+    """TopK per token, or BatchTopK (top k * batch over the batch; a learned threshold at inference), or
+    JumpReLU (inference only: SAELens jumprelu folders, per-latent thresholds)."""
     k_aux: int | None = None
     """Dead latents used by the AuxK loss (None: d_in // 2, Gao et al.)."""
     aux_coef: float = 1 / 32
@@ -75,7 +76,7 @@ class SparseAutoencoder(nn.Module):
         self.b_enc = nn.Parameter(torch.zeros(n))
         self.b_dec = nn.Parameter(torch.zeros(d))
         self.register_buffer("scale", torch.tensor(float(scale)))
-        self.register_buffer("threshold", torch.tensor(0.0))  # BatchTopK inference threshold
+        self.register_buffer("threshold", torch.zeros(n))  # (n,) BatchTopK / JumpReLU inference thresholds
 
     # ---- core maps in the normalised space ------------------------------------------------------------
     def pre_acts(self, xn: torch.Tensor) -> torch.Tensor:
@@ -98,8 +99,8 @@ class SparseAutoencoder(nn.Module):
                 low = kept.values[kept.values > 0].min() if (kept.values > 0).any() else pre.new_zeros(())
                 self.threshold.lerp_(low.detach().float(), 1 - self.cfg.threshold_decay)
             dense = pre.relu() * mask
-        else:
-            dense = pre * (pre > self.threshold)
+        else:  # f = pre * 1[pre > theta] (JumpReLU form; theta >= 0)
+            dense = pre.relu() * (pre > self.threshold)
         kmax = max(1, int((dense > 0).sum(1).max()))
         v, i = dense.topk(min(kmax, self.cfg.n_latents), dim=1, sorted=False)
         return v, i
