@@ -70,7 +70,7 @@ def test_rule_drops_the_sink_without_bos_left_or_right_padded():
 
 
 def test_harvest_steering_probing_and_delta_lm_select_the_same_positions(bosless, store):
-    from lmlab.glp import evaluate as E
+    from lmlab.acts.splice import lm_doc_losses
     from lmlab.glp import probe as P
     from lmlab.glp import steering as S
 
@@ -91,5 +91,5 @@ def test_harvest_steering_probing_and_delta_lm_select_the_same_positions(bosless
     assert torch.allclose(pooled, want, atol=1e-5)
     # ΔLM: the splice replaces exactly those rows
     seen: list[torch.Tensor] = []
-    E.lm_doc_losses(model, tok, enc, LAYER, lambda h: seen.append(h.clone()) or h, batch=len(TEXTS))
+    lm_doc_losses(model, tok, enc, LAYER, lambda h: seen.append(h.clone()) or h, batch=len(TEXTS))
     assert torch.allclose(torch.cat(seen), store.get(np.arange(len(store))), atol=1e-5)

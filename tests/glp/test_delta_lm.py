@@ -4,6 +4,7 @@ and the GLP / Gaussian-prior reconstructions run end to end."""
 import pytest
 import torch
 
+from lmlab.acts.splice import lm_loss_spliced
 from lmlab.glp import evaluate as E
 from lmlab.glp.load import load_glp
 
@@ -31,16 +32,27 @@ def test_identity_splice_is_free_and_mean_ablation_hurts(small_glp):
     glp, _ = small_glp
     model, tok = load_causal_lm("smollm2")
     enc = encode_docs(tok, [d.text for _, d in zip(range(6), iter_documents(None, split="val"))], 48)
-    base = E.lm_loss_spliced(model, tok, enc, 7, None, 3)
-    assert E.lm_loss_spliced(model, tok, enc, 7, lambda h: h, 3) == pytest.approx(base, abs=1e-6)
-    mean = E.lm_loss_spliced(model, tok, enc, 7, lambda h: glp.normalizer.mean.expand_as(h), 3)
+    base = lm_loss_spliced(model, tok, enc, 7, None, 3)
+    assert lm_loss_spliced(model, tok, enc, 7, lambda h: h, 3) == pytest.approx(base, abs=1e-6)
+    mean = lm_loss_spliced(model, tok, enc, 7, lambda h: glp.normalizer.mean.expand_as(h), 3)
     assert mean > base + 0.5
 
 
 def test_delta_lm_reports_every_condition(small_glp):
     glp, store = small_glp
     out = E.delta_lm(glp, store, n_docs=6, seq_len=48, batch=3)
-    assert out["n_docs"] == 6 and 0 < out["base_loss"] < 10
+    # the base loss, computed apart: one unpadded forward per document, HF's own mean loss, token-weighted
+    from lmlab.acts.positions import encode_docs
+    from lmlab.data.corpus import iter_documents
+    from lmlab.models import load_causal_lm
+
+    model, tok = load_causal_lm("smollm2")
+    enc = encode_docs(tok, [d.text for _, d in zip(range(6), iter_documents(None, split="val"))], 48)
+    with torch.no_grad():
+        losses = [float(model(torch.tensor([e]), labels=torch.tensor([e])).loss) * (len(e) - 1) for e in enc]
+    n = sum(len(e) - 1 for e in enc)
+    assert out["n_docs"] == 6 and out["n_tokens"] == n
+    assert out["base_loss"] == pytest.approx(sum(losses) / n, rel=1e-4)
     assert set(out) >= {"delta_glp_10step", "delta_glp_1step", "delta_gaussian_prior", "delta_mean_ablation"}
     assert out["delta_mean_ablation"] > out["delta_gaussian_prior"] > 0  # the Gaussian prior keeps information
 

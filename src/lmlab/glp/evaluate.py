@@ -11,7 +11,6 @@ from many documents (the held-out documents of glp/train.py), never contiguous p
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ import torch
 from lmlab.glp.flow import get_sigmas, sample_euler
 from lmlab.glp.load import load_glp
 from lmlab.glp.net import GLP
+from lmlab.stats import wilson_ci
 
 
 def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -31,13 +31,6 @@ def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     s = (v * w.clamp_min(0).sqrt()) @ v.T  # Ca^1/2
     cross = torch.linalg.eigvalsh(s @ cb @ s).clamp_min(0).sqrt().sum()
     return float(mu @ mu + torch.trace(ca) + torch.trace(cb) - 2 * cross)
-
-
-def wilson_ci(p: float, n: int, z: float = 1.96) -> list[float]:
-    """Wilson score interval of a proportion p observed on n trials (95% by default)."""
-    den = 1 + z * z / n
-    mid, half = (p + z * z / (2 * n)) / den, z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return [mid - half, mid + half]
 
 
 def classifier_test_size(n: int) -> int:
@@ -157,6 +150,7 @@ def delta_lm(glp: GLP, store_path: str | Path, n_docs: int = 200, seq_len: int =
     Held-out documents of the corpus's `val` split; the loss is averaged over real tokens only (the anchor's
     script also averages zeroed pad positions, which biases it by length)."""
     from lmlab.acts.positions import encode_docs, store_prepend_bos
+    from lmlab.acts.splice import paired_delta_ci, splice_losses
     from lmlab.acts.store import ActivationStore
     from lmlab.data.corpus import iter_documents
     from lmlab.models import load_causal_lm
@@ -172,55 +166,10 @@ def delta_lm(glp: GLP, store_path: str | Path, n_docs: int = 200, seq_len: int =
              "glp_1step": lambda h: recon_glp(glp, h, sigma_start, 1, seed),
              "gaussian_prior": lambda h: recon_gaussian(glp, h, cov_z, sigma_start, seed),
              "mean_ablation": lambda h: glp.normalizer.mean.to(h.dtype).expand_as(h)}
-    per_doc = {name: lm_doc_losses(model, tok, enc, store.layer, fn, batch, prepend_bos)
-               for name, fn in conds.items()}
+    per_doc = {name: (d["ce"], d["n"]) for name, d in
+               splice_losses(model, tok, enc, store.layer, conds, batch, prepend_bos).items()}
     base, n = per_doc["base"]
     mean = {k: float(t.sum() / n.sum()) for k, (t, _) in per_doc.items()}
     return {"n_docs": len(enc), "n_tokens": int(n.sum()), "base_loss": mean["base"],
             **{f"delta_{k}": mean[k] - mean["base"] for k in conds if k != "base"},
             "ci95": {f"delta_{k}": paired_delta_ci(per_doc[k][0], n, base) for k in conds if k != "base"}}
-
-
-@torch.no_grad()
-def lm_loss_spliced(model, tok, enc: list[list[int]], layer: int, fn, batch: int, prepend_bos: bool = True) -> float:
-    """Mean next-token loss over real (non-pad) targets, with the layer-L residual at the positions a harvest
-    stores (acts/positions.py) replaced by fn(rows) when fn is given."""
-    tot, n = lm_doc_losses(model, tok, enc, layer, fn, batch, prepend_bos)
-    return float(tot.sum() / max(n.sum(), 1))
-
-
-@torch.no_grad()
-def lm_doc_losses(model, tok, enc: list[list[int]], layer: int, fn, batch: int,
-                  prepend_bos: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Per document: (summed next-token loss over real targets, number of real targets), with the layer-L
-    residual at the positions a harvest stores replaced by fn(rows (n, d)) when fn is given."""
-    from lmlab.acts.hooks import write_residual
-    from lmlab.acts.positions import keep_positions, pad_batch, pad_id
-
-    tots, ns = [], []
-    for i in range(0, len(enc), batch):
-        ids, mask = pad_batch(enc[i:i + batch], pad_id(tok))
-        sel = keep_positions(tok, ids, mask, prepend_bos)  # (b, T)
-
-        def splice(h, sel=sel):
-            h = h.clone()
-            h[sel] = fn(h[sel])
-            return h
-
-        ctx = write_residual(model, layer, splice) if fn is not None else torch.no_grad()
-        with ctx:
-            logits = model(ids, attention_mask=mask).logits[:, :-1].float()
-        tgt, w = ids[:, 1:], mask[:, 1:].float()
-        ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2), tgt, reduction="none")
-        tots.append((ce * w).sum(1).double().numpy())
-        ns.append(w.sum(1).double().numpy())
-    return np.concatenate(tots), np.concatenate(ns)
-
-
-def paired_delta_ci(tot: np.ndarray, n: np.ndarray, base: np.ndarray, n_boot: int = 2000, seed: int = 0) -> list[float]:
-    """95% bootstrap interval of sum(tot)/sum(n) - sum(base)/sum(n), resampling documents (paired: the same
-    documents under both conditions)."""
-    rng = np.random.default_rng(seed)
-    i = rng.integers(0, len(n), (n_boot, len(n)))
-    d = tot[i].sum(1) / n[i].sum(1) - base[i].sum(1) / n[i].sum(1)
-    return [float(np.percentile(d, 2.5)), float(np.percentile(d, 97.5))]
