@@ -64,3 +64,32 @@ def export_cmd(
         raise DataError(f"{sae} is not a finished lmlab SAE run (no sae.json)", "pass the --out of `lmlab sae train`")
     hook = json.loads((sae / "sae.json").read_text()).get("hook", {})
     print(json.dumps({"out": str(export_saelens(load_sae(sae), out, hook))}))
+
+
+@app.command("eval")
+def eval_cmd(
+    sae: Path = typer.Option(..., "--sae", help="An lmlab SAE run directory or a SAELens folder."),
+    store: Path = typer.Option(None, help="Activation store (default: the one the lmlab SAE was trained on)."),
+    n_rows: int = option("lmlab.sae.evaluate:evaluate_sae", "n_rows", help="Held-out activation rows scored."),
+    n_docs: int = option("lmlab.sae.evaluate:evaluate_sae", "n_docs", help="Held-out documents for ΔCE / KL."),
+    seq_len: int = option("lmlab.sae.evaluate:evaluate_sae", "seq_len", help="Tokens per document."),
+    lm: bool = typer.Option(True, help="Also splice into the LM (ΔCE, CE recovered, KL score)."),
+    plot: Path = typer.Option(None, help="Write the feature-density histogram here (PNG)."),
+    json_: bool = typer.Option(False, "--json", help="Print exactly one JSON object on stdout."),
+) -> None:
+    """L0, FVU, dead fraction, shrinkage, density; ΔCE, CE recovered and KL score with document CIs."""
+    import json
+
+    from lmlab.config import given
+    from lmlab.errors import ConfigError
+    from lmlab.sae.evaluate import density_plot, evaluate_sae
+
+    if store is None:
+        cfg = sae / "config.json"
+        if not cfg.is_file():
+            raise ConfigError("no activation store given", "pass --store STORE (a SAELens folder names none)")
+        store = Path(json.loads(cfg.read_text())["store"])
+    out = evaluate_sae(sae, store, lm=lm, **given(n_rows=n_rows, n_docs=n_docs, seq_len=seq_len))
+    if plot is not None:
+        density_plot(out, plot)
+    print(json.dumps(out) if json_ else json.dumps(out, indent=2))

@@ -1,0 +1,67 @@
+"""SAE evaluation on the real SmolLM2: known answers for the LM splice (an identity "SAE" recovers all CE and KL),
+and a trained tiny SAE through `lmlab sae eval`."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from lmlab.acts.store import ActivationStore
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    from lmlab.acts.harvester import HarvestConfig, harvest
+
+    root = tmp_path_factory.mktemp("sae_eval")
+    harvest(HarvestConfig(layer=7, tokens=4000, out=str(root / "s"), seq_len=64, batch=8, dtype="fp32",
+                          device="cpu"), progress=False)
+    return root / "s"
+
+
+class _Identity:
+    """encode/decode that reproduce the input exactly: every LM figure has a known value."""
+
+    class cfg:
+        n_latents, d_in, k = 576, 576, 576
+
+    def encode(self, x):
+        return x
+
+    def decode(self, f):
+        return f
+
+
+def test_identity_recovers_everything_and_known_activation_metrics(store):
+    from lmlab.sae.evaluate import activation_metrics, lm_metrics
+
+    st = ActivationStore.open(store)
+    out = lm_metrics(_Identity(), st, n_docs=4, seq_len=32, batch=4)
+    assert out["delta_ce"] == pytest.approx(0.0, abs=1e-6) and out["kl_sae"] == pytest.approx(0.0, abs=1e-6)
+    assert out["ce_recovered_zero"] == pytest.approx(1.0, abs=1e-5) and out["kl_score"] == pytest.approx(1.0, abs=1e-5)
+    assert out["ce_zero"] > out["ce_clean"] + 0.5 and out["ci95"]["delta_ce"][0] == pytest.approx(0.0, abs=1e-6)
+    x = st.get(np.arange(500))
+    act = activation_metrics(_Identity(), x)
+    assert act["fvu"] == pytest.approx(0.0, abs=1e-9) and act["rel_bias"] == pytest.approx(1.0, abs=1e-6)
+    nz = float((x > 0).sum()) / len(x)  # the identity "fires" on every positive coordinate
+    assert act["l0"] == pytest.approx(nz)
+
+
+def test_cli_eval_of_a_trained_sae(store, tmp_path):
+    from conftest import run_lmlab
+
+    run_lmlab("sae", "train", "--store", str(store), "--out", str(tmp_path / "r"), "--no-progress", "--set",
+              "max_steps=40", "--set", "batch_size=256", "--set", "init_rows=1000", "--set", "eval_rows=300",
+              "--set", 'device="cpu"', check=True)
+    r = run_lmlab("sae", "eval", "--sae", str(tmp_path / "r"), "--n-docs", "4", "--seq-len", "32", "--json",
+                  "--plot", str(tmp_path / "d.png"), check=True)
+    out = json.loads(r.stdout)
+    assert 0 < out["fvu"] < 1 and out["l0"] <= 16 + 1e-9 and (tmp_path / "d.png").stat().st_size > 1000
+    lm = out["lm"]
+    assert lm["ce_clean"] < lm["ce_sae"] < lm["ce_zero"] and -0.5 < lm["ce_recovered_zero"] <= 1.0
+    lo, hi = lm["ci95"]["delta_ce"]
+    assert lo <= lm["delta_ce"] <= hi
+    bad = run_lmlab("sae", "eval", "--sae", str(tmp_path / "nowhere"), "--store", str(store))
+    assert bad.returncode == 2 and "no SAE at" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    assert torch.isfinite(torch.tensor(lm["kl_sae"]))
