@@ -114,8 +114,8 @@ def main(argv=None) -> int:
     variants = {"lmlab": ours, "lmlab-bf16": ours16, "saelens": theirs}
     secs: dict[str, list[float]] = {k: [] for k in variants}
     step = 0
-    batches = lambda s: store.get(batch_rows(train_rows, args.batch, 0, s))  # noqa: E731
-    for name, fn in variants.items():  # warm-up: one step each on the first batch
+    batches = lambda s: store.get(batch_rows(train_rows, args.batch, 0, s))
+    for fn in variants.values():  # warm-up: one step each on the first batch
         fn(batches(0))
     for _ in range(args.rounds):
         xs = [batches(step + 1 + i) for i in range(args.steps)]  # gathered before timing: the same rows for all
