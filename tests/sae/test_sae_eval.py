@@ -65,3 +65,30 @@ def test_cli_eval_of_a_trained_sae(store, tmp_path):
     bad = run_lmlab("sae", "eval", "--sae", str(tmp_path / "nowhere"), "--store", str(store))
     assert bad.returncode == 2 and "no SAE at" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
     assert torch.isfinite(torch.tensor(lm["kl_sae"]))
+
+
+def test_cli_label_on_smollm2(store, tmp_path):
+    from conftest import run_lmlab
+
+    run_lmlab("sae", "train", "--store", str(store), "--out", str(tmp_path / "r"), "--no-progress", "--set",
+              "max_steps=30", "--set", "batch_size=256", "--set", "init_rows=1000", "--set", "eval_rows=300",
+              "--set", 'device="cpu"', check=True)
+    r = run_lmlab("sae", "label", "--sae", str(tmp_path / "r"), "--out", str(tmp_path / "lab"), "--docs", "10",
+                  "--seq-len", "32", "--latents", "4", check=True)
+    summary = json.loads(r.stdout)
+    assert len(summary["choice"]["latents"]) == 4 and len(summary["choice"]["heldout_auc"]) == 4
+    q = summary["quality"]
+    assert 0 <= q["precision"] <= 1 and q["n_tokens"] > 100
+    rows = [json.loads(line) for line in (tmp_path / "lab" / "labels.jsonl").read_text().splitlines()]
+    assert len(rows) == 20 and {row["domain"] == "medical" for row in rows} == {True, False}
+    from lmlab.models import load_causal_lm
+
+    _, tok = load_causal_lm("smollm2")
+    for row in rows:
+        assert len(row["labels"]) == len(row["ids"]) == len(row["spans"])
+        assert not any(y for t, y in zip(row["ids"], row["labels"]) if t in tok.all_special_ids)  # BOS never
+    n_pos = sum(sum(row["labels"]) for row in rows)
+    html = (tmp_path / "lab" / "labels.html").read_text()
+    assert html.count("class=doc") == 20 and ("<mark>" in html) == (n_pos > 0)
+    bad = run_lmlab("sae", "label", "--sae", str(tmp_path / "r"), "--out", str(tmp_path / "bad"), "--domain", "law")
+    assert bad.returncode == 2 and "no domain 'law'" in bad.stderr and not (tmp_path / "bad").exists()

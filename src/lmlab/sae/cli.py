@@ -93,3 +93,25 @@ def eval_cmd(
     if plot is not None:
         density_plot(out, plot)
     print(json.dumps(out) if json_ else json.dumps(out, indent=2))
+
+
+@app.command("label")
+def label_cmd(
+    sae: Path = typer.Option(..., "--sae", help="An lmlab SAE run directory or a SAELens folder."),
+    out: Path = typer.Option(..., help="Directory for labels.jsonl, labels.json and labels.html."),
+    domain: str = typer.Option("medical", help="The concept: a domain of the store's corpus (its documents vs the rest)."),
+    store: Path = typer.Option(None, help="Activation store (default: the one the lmlab SAE was trained on)."),
+    docs: int = option("lmlab.sae.label:label_command", "n_docs", "--docs", help="Documents of the domain, and as many others."),
+    latents: int = option("lmlab.sae.label:label_command", "n_latents", "--latents", help="Concept latents chosen."),
+    seq_len: int = option("lmlab.sae.label:label_command", "seq_len", help="Tokens per document."),
+    split: str = option("lmlab.sae.label:label_command", "split", help="Corpus split the documents come from."),
+) -> None:
+    """Token labels from SAE latents: choose concept latents by document AUC, >= 2 over mean + 4 SD seeds, span
+    growth; writes per-token labels with character spans (for transfer to another tokenizer) and an HTML view."""
+    import json
+
+    from lmlab.config import given
+    from lmlab.sae.label import label_command
+
+    print(json.dumps(label_command(sae, out, domain, store, **given(n_docs=docs, n_latents=latents,
+                                                                       seq_len=seq_len, split=split))))

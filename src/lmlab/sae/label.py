@@ -84,3 +84,154 @@ def transfer_labels(src_spans: list[tuple[int, int]], src_labels, dst_spans: lis
             marked[s:e] = 1
     csum = np.concatenate([[0], np.cumsum(marked)])  # positives among characters [0, c)
     return np.array([csum[e] - csum[s] > 0 for s, e in dst_spans], dtype=bool)
+
+
+# ---- the pipeline on real text: LM -> layer-L residual -> SAE latents -> labels ---------------------------------
+def doc_latents(model, tok, sae, layer: int, texts: list[str], seq_len: int, prepend_bos: bool = True,
+                batch: int = 8) -> list[dict]:
+    """Per document: token ids, character spans, a special-token mask and the SAE's latent activations at every
+    position (T, n_latents) (zeros at positions a store excludes: specials, the sink of BOS-less tokenizers)."""
+    from lmlab.acts.hooks import forward_to_layer
+    from lmlab.acts.positions import encode_docs, keep_positions, pad_batch, pad_id
+
+    enc = encode_docs(tok, texts, seq_len, prepend_bos)
+    out = []
+    for i in range(0, len(enc), batch):
+        ids, mask = pad_batch(enc[i:i + batch], pad_id(tok))
+        with torch.inference_mode():
+            h = forward_to_layer(model, ids, layer, attention_mask=mask).float()  # (b, T, d)
+        keep = keep_positions(tok, ids, mask, prepend_bos)
+        for r, text in enumerate(texts[i:i + batch]):
+            T = int(mask[r].sum())
+            f = torch.zeros(T, sae.cfg.n_latents)
+            k = keep[r, :T]
+            if k.any():
+                f[k] = sae.encode(h[r, :T][k])
+            out.append({"ids": ids[r, :T].tolist(), "spans": _char_spans(tok, text, ids[r, :T].tolist()),
+                        "special": ~k, "latents": f})
+    return out
+
+
+def _char_spans(tok, text: str, ids: list[int]) -> list[tuple[int, int]]:
+    """[start, end) character offsets of each token in `text`; (0, 0) for tokens the text does not contain
+    (a prepended BOS). Uses the fast tokenizer's offsets of the text alone, aligned from the right."""
+    enc = tok(text, add_special_tokens=True, return_offsets_mapping=True, truncation=True, max_length=len(ids))
+    offs = [tuple(o) for o in enc["offset_mapping"]]
+    own = enc["input_ids"]
+    spans = [(0, 0)] * len(ids)
+    j = 0 if ids[:len(own)] == own else len(ids) - len(own)  # a prepended BOS shifts the text's tokens by one
+    for t in range(len(own)):
+        if 0 <= j + t < len(ids) and ids[j + t] == own[t]:
+            spans[j + t] = offs[t]
+    return spans
+
+
+def label_corpus(sae, model, tok, layer: int, docs: list, domain: str, n_latents: int = 8, seq_len: int = 128,
+                 prepend_bos: bool = True, seed: int = 0) -> dict:
+    """Choose concept latents for `domain` on these documents (the corpus's own domain labels), set thresholds
+    on the other documents' tokens, label every token; returns the choice, thresholds, per-document labels
+    and the label-quality figures (positive rate per class, token precision/recall against the domain)."""
+    rows = doc_latents(model, tok, sae, layer, [d.text for d in docs], seq_len, prepend_bos)
+    is_dom = np.array([d.domain == domain for d in docs])
+    means = np.stack([(r["latents"][~r["special"]].mean(0) if (~r["special"]).any()
+                       else torch.zeros(sae.cfg.n_latents)).numpy() for r in rows])
+    choice = choose_latents(means, is_dom, n_latents, seed)
+    idx = torch.tensor(choice["latents"])
+    background = torch.cat([r["latents"][~r["special"]][:, idx] for r, y in zip(rows, is_dom) if not y])
+    thr = thresholds(background)
+    labels = [label_tokens(r["latents"][:, idx], thr, r["special"]) for r in rows]
+    return {"choice": choice, "thresholds": thr.tolist(), "quality": label_quality(labels, rows, is_dom),
+            "docs": [{"id": d.id, "domain": d.domain, "text": d.text, "ids": r["ids"], "spans": r["spans"],
+                      "labels": y.tolist()} for d, r, y in zip(docs, rows, labels)]}
+
+
+def label_quality(labels: list[torch.Tensor], rows: list[dict], is_dom: np.ndarray) -> dict:
+    """Positive-token rate inside and outside the domain's documents, and token-level precision / recall
+    against the document label (a positive token counts as right when its document is in the domain; every
+    token of a domain document counts as a target — an upper bound on what a token labeller should mark)."""
+    pos = np.array([int(y.sum()) for y in labels])
+    n = np.array([int((~r["special"]).sum()) for r in rows])
+    tp, fp = pos[is_dom].sum(), pos[~is_dom].sum()
+    return {"positive_rate_domain": float(tp / max(1, n[is_dom].sum())),
+            "positive_rate_other": float(fp / max(1, n[~is_dom].sum())),
+            "precision": float(tp / max(1, tp + fp)), "recall": float(tp / max(1, n[is_dom].sum())),
+            "docs_with_a_positive_domain": float((pos[is_dom] > 0).mean()),
+            "docs_with_a_positive_other": float((pos[~is_dom] > 0).mean()), "n_tokens": int(n.sum())}
+
+
+def html_view(result: dict, path, max_docs: int = 40) -> None:
+    """A self-contained HTML page: each document's text with labelled tokens highlighted (by character span)."""
+    import html
+
+    from lmlab.io import write_text
+
+    parts = [f"<h2>SAE token labels: {html.escape(str(result.get('domain', '')))}</h2>",
+             f"<p>latents {result['choice']['latents']} — held-out AUC "
+             f"{', '.join(f'{a:.2f}' for a in result['choice']['heldout_auc'])}; "
+             + ", ".join(f"{k} {v:.3f}" for k, v in result["quality"].items() if isinstance(v, float)) + "</p>"]
+    for d in result["docs"][:max_docs]:
+        marked = np.zeros(len(d["text"]) + 1, dtype=bool)
+        for (s, e), y in zip(d["spans"], d["labels"]):
+            if y:
+                marked[s:e] = True
+        out, i = [], 0
+        while i < len(d["text"]):
+            j = i
+            while j < len(d["text"]) and marked[j] == marked[i]:
+                j += 1
+            chunk = html.escape(d["text"][i:j])
+            out.append(f"<mark>{chunk}</mark>" if marked[i] else chunk)
+            i = j
+        parts.append(f"<div class=doc><b>{html.escape(d['id'])}</b> [{html.escape(d['domain'])}]<br>{''.join(out)}</div>")
+    style = "<style>body{font-family:sans-serif;max-width:60em}.doc{margin:1em 0}mark{background:#fd6}</style>"
+    write_text(path, f"<!doctype html><meta charset=utf-8>{style}" + "\n".join(parts))
+
+
+def label_command(sae_path, out, domain: str, store_path=None, n_docs: int = 200, n_latents: int = 8,
+                  seq_len: int = 128, split: str = "val", seed: int = 0) -> dict:
+    """`lmlab sae label`: n_docs documents of `domain` and n_docs others from the store's corpus split ->
+    OUT/labels.jsonl (per document: id, domain, token ids, character spans, labels), OUT/labels.json (latents,
+    thresholds, quality) and OUT/labels.html. Returns labels.json's content."""
+    import json
+    from pathlib import Path
+
+    from lmlab.acts.positions import store_prepend_bos
+    from lmlab.acts.store import ActivationStore
+    from lmlab.data.corpus import iter_documents
+    from lmlab.errors import ConfigError, DataError
+    from lmlab.io import atomic_path, write_json
+    from lmlab.models import load_causal_lm
+    from lmlab.sae.saelens import load_sae
+
+    sae, out = load_sae(sae_path), Path(out)
+    if store_path is None:
+        cfg = Path(sae_path) / "config.json"
+        if not cfg.is_file():
+            raise ConfigError("no activation store given", "pass --store STORE (a SAELens folder names none)")
+        store_path = json.loads(cfg.read_text())["store"]
+    store = ActivationStore.open(store_path)
+    if store.domains and domain not in store.domains:
+        raise DataError(f"the store's corpus has no domain {domain!r} (it has {', '.join(store.domains)})",
+                        "pass --domain with one of those")
+    if sae.cfg.d_in != store.d_model:
+        raise DataError(f"the SAE reads d={sae.cfg.d_in}, the store holds d={store.d_model}", "use the SAE's own store")
+    corpus = store.meta.get("config", {}).get("corpus")
+    docs, others = [], []
+    for d in iter_documents(corpus, split=split):  # the first n_docs of the domain and n_docs of the others
+        pile = docs if d.domain == domain else others
+        if len(pile) < n_docs:
+            pile.append(d)
+        if len(docs) >= n_docs and len(others) >= n_docs:
+            break
+    model, tok = load_causal_lm(store.model)
+    result = label_corpus(sae, model, tok, store.layer, docs + others, domain, n_latents, seq_len,
+                          store_prepend_bos(store), seed)
+    result.update(domain=domain, sae=str(sae_path), store=str(store_path), split=split, layer=store.layer)
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / "labels.jsonl") as tmp:
+        tmp.write_text("".join(json.dumps({k: d[k] for k in ("id", "domain", "ids", "spans", "labels")}) + "\n"
+                               for d in result["docs"]))
+    html_view(result, out / "labels.html")
+    summary = {k: v for k, v in result.items() if k != "docs"}
+    write_json(out / "labels.json", summary)
+    return summary
