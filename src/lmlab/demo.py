@@ -3,8 +3,8 @@
 Stages: data (embedded corpus -> BPE -> shards), lm (train a small Llama from scratch, export to HF and check
 the export), smollm2 (the embedded real model on a prompt), acts (harvest SmolLM2's residual stream at a middle
 layer into a store; PCA by domain), glp (a meta-model of that store: loss curve, PCA real vs generated, FD and
-classifier table), glp_apps (steering plain vs GLP, 1-D probing), scaling (law fits and a prediction),
-humaneval (sandboxed pass@k), fewshot (an in-context learning curve). Each stage returns a report Section
+classifier table), glp_apps (steering plain vs GLP, 1-D probing), sae (a TopK SAE: metrics, token labels),
+scaling (law fits and a prediction), humaneval (sandboxed pass@k), fewshot (an in-context learning curve). Each stage returns a report Section
 and a dict for summary.json; a re-run reuses finished stages and resumes an interrupted training run.
 """
 
@@ -86,8 +86,8 @@ def run_demo(out: Path, quick: bool = False) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     plan = _plan(quick, out)
     sections, summary = [], {"quick": quick}
-    for stage in (_stage_data, _stage_lm, _stage_smollm2, _stage_acts, _stage_glp, _stage_glp_apps, _stage_scaling,
-                  _stage_humaneval, _stage_fewshot):
+    for stage in (_stage_data, _stage_lm, _stage_smollm2, _stage_acts, _stage_glp, _stage_glp_apps, _stage_sae,
+                  _stage_scaling, _stage_humaneval, _stage_fewshot):
         t = time.perf_counter()
         section, result = stage(out, plan)
         result["seconds"] = round(time.perf_counter() - t, 1)
@@ -252,6 +252,13 @@ def _stage_glp_apps(out: Path, plan: Plan):
     from lmlab.glp.demo_apps import demo_stage
 
     return demo_stage(_mkdir(out / "glp_apps"), plan.quick, Path(plan.acts.out), out / "glp")
+
+
+def _stage_sae(out: Path, plan: Plan):
+    """A small TopK SAE on the demo store: metrics, density histogram, medical token labels."""
+    from lmlab.sae.demo import demo_stage
+
+    return demo_stage(out, plan.quick, Path(plan.acts.out))
 
 
 def _stage_scaling(out: Path, plan: Plan):

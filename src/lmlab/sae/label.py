@@ -190,7 +190,7 @@ def html_view(result: dict, path, max_docs: int = 40) -> None:
 def label_command(sae_path, out, domain: str, store_path=None, n_docs: int = 200, n_latents: int = 8,
                   seq_len: int = 128, split: str = "val", seed: int = 0) -> dict:
     """`lmlab sae label`: n_docs documents of `domain` and n_docs others from the store's corpus split ->
-    OUT/labels.jsonl (per document: id, domain, token ids, character spans, labels), OUT/labels.json (latents,
+    OUT/labels.jsonl (per document: id, domain, text, token ids, character spans, labels), OUT/labels.json (latents,
     thresholds, quality) and OUT/labels.html. Returns labels.json's content."""
     import json
     from pathlib import Path
@@ -229,7 +229,7 @@ def label_command(sae_path, out, domain: str, store_path=None, n_docs: int = 200
     result.update(domain=domain, sae=str(sae_path), store=str(store_path), split=split, layer=store.layer)
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "labels.jsonl") as tmp:
-        tmp.write_text("".join(json.dumps({k: d[k] for k in ("id", "domain", "ids", "spans", "labels")}) + "\n"
+        tmp.write_text("".join(json.dumps({k: d[k] for k in ("id", "domain", "text", "ids", "spans", "labels")}) + "\n"
                                for d in result["docs"]))
     html_view(result, out / "labels.html")
     summary = {k: v for k, v in result.items() if k != "docs"}
