@@ -113,6 +113,15 @@ class Trainable(torch.nn.Module):
         """(n,) bool: no firing in the last dead_tokens training tokens."""
         return (step - self.last_fired) * batch_size >= dead_tokens
 
+    def forward(self, xn: torch.Tensor, dead: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The SAE's training pass and, when latents are dead, the AuxK reconstruction — both inside one forward
+        so that DDP (which wraps this module) sees every parameter use."""
+        out = self.sae(xn)
+        out["pre"] = out["pre"].float()
+        if bool(dead.any()):
+            out["aux_recon"] = auxk_recon(self.sae, out["pre"], dead)
+        return out
+
 
 def build_sae(cfg: SAETrainConfig, store, device) -> tuple[Trainable, torch.optim.Adam, float]:
     """SAE initialised from the store (input scale, geometric-median b_dec), its Adam, and the total variance
@@ -145,16 +154,16 @@ def load_batch(cfg: SAETrainConfig, store, train_rows, step: int, rank: int, wor
 
 
 def train_step(cfg: SAETrainConfig, model: Trainable, opt, x: torch.Tensor, step: int, total_var: float,
-               world: int = 1) -> dict:
-    """One optimizer step on raw rows x (b, d): loss, FVU, AuxK, L0 and the dead fraction before the step."""
+               world: int = 1, wrapped=None) -> dict:
+    """One optimizer step on raw rows x (b, d): loss, FVU, AuxK, L0 and the dead fraction before the step.
+    `wrapped` is the DDP wrapper of `model` under torchrun (gradients averaged over ranks)."""
     sae = model.sae
     xn = x.float() * sae.scale
-    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=cfg.dtype == "bf16"):
-        out = sae(xn)
-    out["pre"] = out["pre"].float()
-    mse = (xn - out["recon"]).pow(2).sum(1).mean() / total_var
     dead = model.dead(step, cfg.batch_size, cfg.dead_tokens)
-    aux = _aux(sae, xn, out, dead, world)
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=cfg.dtype == "bf16"):
+        out = (wrapped or model)(xn, dead)
+    mse = (xn - out["recon"]).pow(2).sum(1).mean() / total_var
+    aux = _aux(xn, out, world)
     loss = mse + cfg.aux_coef * aux
     for g in opt.param_groups:
         g["lr"] = cfg.learning_rate(sae.cfg.n_latents) * min(1.0, (step + 1) / max(1, cfg.warmup_steps))
@@ -179,16 +188,16 @@ def train_step(cfg: SAETrainConfig, model: Trainable, opt, x: torch.Tensor, step
     return {"loss": lv, "fvu": fv, "auxk": av, "l0": l0, "dead_frac": float(dead.float().mean())}
 
 
-def _aux(sae: SparseAutoencoder, xn: torch.Tensor, out: dict, dead: torch.Tensor, world: int) -> torch.Tensor:
+def _aux(xn: torch.Tensor, out: dict, world: int) -> torch.Tensor:
     """AuxK loss normalised by the global batch's mean |residual|^2 (all-reduced, so K ranks = 1 process)."""
-    if not bool(dead.any()):
+    if "aux_recon" not in out:
         return xn.new_zeros(())
     e = (xn - out["recon"]).detach()  # (b, d): the residual the dead latents try to explain
     denom = e.pow(2).sum(1).mean()  # Gao's normalised MSE: relative to |e|^2
     if world > 1:
         torch.distributed.all_reduce(denom)
         denom = denom / world
-    return (e - auxk_recon(sae, out["pre"], dead)).pow(2).sum(1).mean() / denom.clamp_min(1e-12)
+    return (e - out["aux_recon"]).pow(2).sum(1).mean() / denom.clamp_min(1e-12)
 
 
 @torch.no_grad()
@@ -225,6 +234,11 @@ def train_sae(cfg: SAETrainConfig, out: str | Path, resume: bool = False, progre
     if start:
         checkpoint.load(checkpoint.latest(out), model, opt)
     dist.print0(model.sae.summary())
+    wrapped = None
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        wrapped = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
     rng = np.random.default_rng([cfg.seed, 2])
     x_held = store.get(np.sort(rng.choice(held, size=min(cfg.eval_rows, len(held)), replace=False))).to(device)
     evals, last = set(checkpoint_steps(cfg.max_steps)), {}
@@ -236,7 +250,7 @@ def train_sae(cfg: SAETrainConfig, out: str | Path, resume: bool = False, progre
                            range(start, cfg.max_steps))
         t0 = time.perf_counter()
         for step, x in zip(range(start, cfg.max_steps), batches):
-            m, done = train_step(cfg, model, opt, x, step, total_var, world), step + 1
+            m, done = train_step(cfg, model, opt, x, step, total_var, world, wrapped), step + 1
             tps = cfg.batch_size / max(time.perf_counter() - t0, 1e-9)  # activations/s, data wait included
             row = {"step": done, **m, "tokens_per_sec": tps, "mfu": tps * fpt / peak}
             if dist.is_main() and (runs.due(done, cfg.log_every, 0) or done in evals):
