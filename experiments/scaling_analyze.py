@@ -78,8 +78,9 @@ def main() -> None:
     write_json(out / "scaling_results.json", result)
     for k, v in result.items():
         for p in v["extrapolation"]["predictions"]:
-            print(f"{k} {p['run']}: x{p['compute_ratio']:.1f} predicted {p['predicted']:.4f} "
-                  f"[{p['ci'][0]:.4f}, {p['ci'][1]:.4f}] actual {p['actual']:.4f} error {100 * p['rel_error']:+.2f}%")
+            ci = f"[{p['ci'][0]:.4f}, {p['ci'][1]:.4f}]" if p["ci"] else "(no interval)"
+            print(f"{k} {p['run']}: x{p['compute_ratio']:.1f} predicted {p['predicted']:.4f} {ci} "
+                  f"actual {p['actual']:.4f} error {100 * p['rel_error']:+.2f}%")
         a = v["chinchilla"]["allocation"][1]
         print(f"{k} chinchilla {v['chinchilla']['fit']['params']} tokens/param at C={a['C']:.3g}: "
               f"{a['tokens_per_param']:.2f} {a.get('tokens_per_param_ci')}")
