@@ -70,6 +70,12 @@ ATOL, RTOL = 1e-3, 1e-5  # fp32 agreement: |delta| <= ATOL + RTOL * |reference|,
 GOAL = 2.0  # project goal: lmlab >= 2x the faster anchor
 
 
+def _site_path(module) -> str:
+    """Where a package was imported from, without this machine's prefix: <site-packages>/pkg/__init__.py."""
+    f = Path(module.__file__)
+    return f"<site-packages>/{f.relative_to(f.parents[1]).as_posix()}"
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", required=True, help="directory; writes DIR/harvest_throughput.json")
@@ -116,7 +122,7 @@ def environment(args: argparse.Namespace) -> dict:
             "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "torch": torch.__version__, "transformers": transformers.__version__,
             "transformer_lens": version("transformer-lens"), "nnsight": version("nnsight"),
-            "transformer_lens_module": transformer_lens.__file__, "nnsight_module": nnsight.__file__,
+            "transformer_lens_module": _site_path(transformer_lens), "nnsight_module": _site_path(nnsight),
             "python": platform.python_version(), "cpu_model": info.get("model name", platform.processor()),
             "cpu_count": os.cpu_count(), "torch_num_threads": torch.get_num_threads(),
             "loadavg_1_5_15_at_start": os.getloadavg(), "git_commit": git,

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # CPU scaling sweep for docs/results.md "Scaling laws": 7 sizes (8x1 ... 32x2), 10 tokens/param (N_total),
 # vocab-1024 BPE on the embedded corpus. Resumable: re-run the same command after a kill.
-# Usage: bash experiments/scaling_sweep.sh [SWEEP_DIR]   (then: bash experiments/scaling_analyze.sh SWEEP_DIR)
+# Usage: bash experiments/scaling_sweep.sh [SWEEP_DIR]   (then: cp SWEEP_DIR/runs.csv docs/results/scaling/runs_cpu.csv;
+#        .venv/bin/python experiments/scaling_analyze.py)
 set -euo pipefail
 OUT=${1:-/tmp/lmlab-scaling-sweep}
 PY=${PY:-.venv/bin/python}

@@ -1,6 +1,7 @@
 """The CLI contract: --version, sub-apps, --dry-run, one-line errors."""
 
 import json
+import re
 
 from conftest import run_lmlab
 
@@ -12,10 +13,47 @@ def test_version():
     assert r.stdout.strip() == f"lmlab {lmlab.__version__}"
 
 
+# The CLI surface (docs/architecture.md, DESIGN "CLI contract"): each stage's sub-app and the commands it offers.
+CLI_STAGES = {
+    "data": {"corpus", "prepare"},
+    "lm": {"train", "presets", "export-hf", "generate"},
+    "acts": {"harvest", "verify", "info"},
+    "glp": {"train", "presets", "eval", "delta-lm", "sweep", "probe", "steer"},
+    "glp steer": {"sweep"},
+    "scaling": {"sweep", "fit", "predict", "allocate", "critical-batch", "slowdown"},
+    "eval": {"humaneval", "fewshot", "contamination"},
+}
+
+
+def _listed_commands(help_text: str) -> set[str]:
+    """Command names in the "Commands" panel of a rich --help page (continuation lines start indented)."""
+    names, inside = set(), False
+    for line in help_text.splitlines():
+        if "─ Commands " in line:
+            inside = True
+        elif inside and line.startswith("╰"):
+            break
+        elif inside and (m := re.match(r"│ (\S+)\s{2,}\S", line)):
+            names.add(m.group(1))
+    return names
+
+
 def test_stage_subapps_listed():
-    r = run_lmlab("--help", check=True)
-    for stage in ("data", "lm", "demo"):
-        assert stage in r.stdout
+    """`lmlab --help` lists every stage; each stage's --help lists its commands; each command's --help works."""
+    from typer.testing import CliRunner
+
+    from lmlab.cli import app
+
+    r = run_lmlab("--help", env={"COLUMNS": "200"}, check=True)
+    stages = {s for s in CLI_STAGES if " " not in s} | {"demo"}
+    assert _listed_commands(r.stdout) >= stages, r.stdout
+    runner = CliRunner()
+    for stage, commands in CLI_STAGES.items():
+        r = runner.invoke(app, [*stage.split(), "--help"], env={"COLUMNS": "200"})
+        assert r.exit_code == 0 and _listed_commands(r.output) >= commands, (stage, r.output)
+        for cmd in commands:
+            r = runner.invoke(app, [*stage.split(), cmd, "--help"], env={"COLUMNS": "200"})
+            assert r.exit_code == 0 and f"{stage} {cmd} [OPTIONS]" in r.output, (stage, cmd, r.output)
 
 
 def test_presets_listed():
@@ -56,6 +94,7 @@ def test_cli_options_read_their_configs():
     import lmlab.cli  # noqa: F401  (defines every option)
     from lmlab import cli_options as config
     from lmlab.acts.harvester import HarvestConfig
+    from lmlab.config import field_docs
     from lmlab.data.prepare import DataConfig
     from lmlab.evals.fewshot.evaluate import FewshotConfig
     from lmlab.evals.humaneval.sample import SampleConfig
@@ -73,7 +112,7 @@ def test_cli_options_read_their_configs():
             real = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
             if src[f.name].default is not dataclasses.MISSING:
                 assert src[f.name].default == real, (cls.__name__, f.name)
-        assert {k: v.doc for k, v in src.items() if v.doc} == config.field_docs(cls)
+        assert {k: v.doc for k, v in src.items() if v.doc} == field_docs(cls)
 
 
 def test_options_not_given_take_the_config_defaults(tmp_path):

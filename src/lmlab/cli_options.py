@@ -82,6 +82,120 @@ def option(ref: str, name: str, *param_decls: str, help: str | None = None, note
     return typer.Option(... if required else None, *param_decls, help=text, show_default=False, **kw)
 
 
+_KIND_NAMES = {int: ("an integer", "integers"), float: ("a number", "numbers"), str: ("a value", "values")}
+
+
+def parse_list(text: str | None, option: str, kind: type = str, *, minimum: float | None = None,
+               maximum: float | None = None, min_open: bool = False, max_open: bool = False,
+               choices: tuple | list | None = None, example: str | None = None) -> list | None:
+    """The comma-separated values of `option` (e.g. "--steps") as `kind` (int, float or str), checked before any
+    work starts. None when the option was not given (None); an empty list, a value of the wrong type, a value
+    outside [minimum, maximum] (open ends with min_open/max_open) or not in `choices` is a ConfigError naming the
+    option and the values it accepts. Whitespace around items is ignored; floats must be finite."""
+    if text is None:
+        return None
+    items = [x.strip() for x in str(text).split(",")]
+    if not any(items):
+        _bad(option, text, "is empty", kind, minimum, maximum, min_open, max_open, choices, example, many=True)
+    if not all(items):
+        _bad(option, text, "has an empty item", kind, minimum, maximum, min_open, max_open, choices, example,
+             many=True)
+    return [_parse_one(x, text, option, kind, minimum, maximum, min_open, max_open, choices, example, True)
+            for x in items]
+
+
+def parse_number(text: str | None, option: str, kind: type = int, *, minimum: float | None = None,
+                 maximum: float | None = None, min_open: bool = False, max_open: bool = False,
+                 also: tuple = (), example: str | None = None) -> Any:
+    """One value of `option` given as text, checked like `parse_list`'s items; a string in `also` (e.g. "all")
+    is returned as it is. None when not given."""
+    if text is None or text in also:
+        return text
+    return _parse_one(str(text).strip(), text, option, kind, minimum, maximum, min_open, max_open, None, example,
+                      False, also)
+
+
+def check_number(value: Any, option: str, *, minimum: float | None = None, maximum: float | None = None,
+                 min_open: bool = False, max_open: bool = False) -> Any:
+    """`value` (already typed, e.g. a typer int/float option) if it lies in the range, else a ConfigError naming
+    `option` and the range. None passes (the option was not given)."""
+    if value is not None and not _in_range(value, minimum, maximum, min_open, max_open):
+        _bad(option, value, f"{value!r} is {_range_phrase(minimum, maximum, min_open, max_open, False)}",
+             type(value), minimum, maximum, min_open, max_open, None, None, many=False)
+    return value
+
+
+def _parse_one(item: str, text: Any, option: str, kind: type, minimum, maximum, min_open, max_open, choices,
+               example, many: bool, also: tuple = ()) -> Any:
+    import math
+
+    args = (kind, minimum, maximum, min_open, max_open, choices, example)
+    try:
+        v = kind(item)
+    except ValueError:
+        _bad(option, text, f"{item!r} is not {_KIND_NAMES.get(kind, ('a ' + kind.__name__,))[0]}", *args, many=many,
+             also=also)
+    if kind is float and not math.isfinite(v):
+        _bad(option, text, f"{item!r} is not a finite number", *args, many=many, also=also)
+    if choices is not None and v not in choices:
+        _bad(option, text, f"{item!r} is not one of them", *args, many=many, also=also)
+    if not _in_range(v, minimum, maximum, min_open, max_open):
+        _bad(option, text, f"{item} is {_range_phrase(minimum, maximum, min_open, max_open, False)}", *args,
+             many=many, also=also)
+    return v
+
+
+def _in_range(v, minimum, maximum, min_open, max_open) -> bool:
+    if minimum is not None and (v <= minimum if min_open else v < minimum):
+        return False
+    return maximum is None or (v < maximum if max_open else v <= maximum)
+
+
+def _range_phrase(minimum, maximum, min_open, max_open, accepted: bool) -> str:
+    """"outside (0, 1]" / "not >= 1" (accepted=False), "in (0, 1]" / ">= 1" (accepted=True)."""
+    lo, hi = _show_one(minimum) if minimum is not None else None, _show_one(maximum) if maximum is not None else None
+    if lo is not None and hi is not None:
+        return f"{'in' if accepted else 'outside'} {'(' if min_open else '['}{lo}, {hi}{')' if max_open else ']'}"
+    bound = f"{'>' if min_open else '>='} {lo}" if lo is not None else f"{'<' if max_open else '<='} {hi}"
+    return bound if accepted else f"not {bound}"
+
+
+def _bad(option, text, problem, kind, minimum, maximum, min_open, max_open, choices, example, many: bool,
+         also: tuple = ()):
+    from lmlab.errors import ConfigError
+
+    what = _KIND_NAMES.get(kind, ("a value", "values"))[1 if many else 0]
+    accepted = f"comma-separated {what}" if many else what
+    if choices is not None:
+        accepted += f" from {' | '.join(map(str, choices))}"
+    if minimum is not None or maximum is not None:
+        accepted += f" {_range_phrase(minimum, maximum, min_open, max_open, True)}"
+    if also:
+        accepted += f" (or {' | '.join(also)})"
+    if example is None:
+        example = _example(kind, minimum, maximum, min_open, max_open, many)
+    shown = f" {text!r}" if isinstance(text, str) else ""
+    hint = f"{option} takes {accepted}" + (f", e.g. {option} {example}" if example else "")
+    raise ConfigError(f"{option}{shown}{' ' if problem.startswith(('is ', 'has ')) else ': '}{problem}", hint)
+
+
+def _example(kind, minimum, maximum, min_open, max_open, many: bool) -> str | None:
+    """Values inside the range for a hint: "1,2" (int >= 1), "0.5,1" (float in (0, 1]), ..."""
+    if kind is int:
+        a = 1 if minimum is None else int(minimum) + (1 if min_open else 0)
+        vals = [a, a + 1] if maximum is None or a + 1 <= maximum - (1 if max_open else 0) else [a]
+    elif kind is float:
+        if minimum is not None and maximum is not None:
+            vals = [(minimum + maximum) / 2] + ([] if max_open else [maximum])
+        elif minimum is not None:
+            vals = [minimum + 1 if min_open else minimum, (minimum + 1) * 10]
+        else:
+            vals = [0.5, 1.0] if maximum is None or maximum >= 1 else [maximum - 1]
+    else:
+        return None
+    return ",".join(map(_show_one, vals if many else vals[:1]))
+
+
 def _show(v: Any) -> str | None:
     if v is dataclasses.MISSING or v is None or v == "":
         return None

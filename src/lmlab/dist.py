@@ -34,12 +34,30 @@ def is_distributed() -> bool:
 
 
 def device(spec: str = "auto"):
-    """torch.device for "auto" | "cpu" | "cuda": auto = cuda when available; cuda = this rank's local GPU."""
+    """torch.device for "auto" | "cpu" | "cuda": auto = cuda when available; cuda = this rank's local GPU.
+
+    "cuda" on a machine without a usable CUDA device (or with fewer devices than this rank's LOCAL_RANK needs) is
+    a ConfigError, raised before any work starts: there is no silent fallback to the CPU ("auto" is the
+    fallback, for those who want one)."""
     import torch
+
+    from lmlab.errors import ConfigError
 
     if spec == "auto":
         spec = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device("cuda", local_rank()) if spec == "cuda" else torch.device("cpu")
+    if spec not in ("cpu", "cuda"):
+        raise ConfigError(f"device={spec!r} is not allowed", "choose one of 'auto', 'cpu', 'cuda'")
+    if spec == "cpu":
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        why = (f"this torch ({torch.__version__}) is built without CUDA" if torch.version.cuda is None
+               else "no CUDA GPU is visible (driver, CUDA_VISIBLE_DEVICES)")
+        raise ConfigError(f"device=cuda but {why}",
+                          "set device=cpu, or device=auto (the GPU when there is one), e.g. --set device=cpu")
+    if local_rank() >= torch.cuda.device_count():
+        raise ConfigError(f"LOCAL_RANK {local_rank()} needs GPU {local_rank()} but {torch.cuda.device_count()} "
+                          "are visible", "start no more processes per node than there are GPUs")
+    return torch.device("cuda", local_rank())
 
 
 def init(device: str = "cpu") -> None:

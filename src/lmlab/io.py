@@ -53,28 +53,72 @@ def read_json(path: str | os.PathLike) -> Any:
 
 
 def append_jsonl(path: str | os.PathLike, obj: Any) -> None:
-    """Append one JSON object as a line, flushed (metrics survive kill -9 up to the last whole line)."""
-    with open(path, "a") as f:
-        f.write(json.dumps(obj, default=_json_default) + "\n")
+    """Append one JSON object as a line, flushed (metrics survive kill -9 up to the last whole line).
+
+    A torn tail (an earlier write killed mid-line: the file does not end in a newline) is cut first, with a
+    warning on stderr, so the new line never glues onto it and turns it into a malformed middle line."""
+    data = (json.dumps(obj, default=_json_default) + "\n").encode()
+    with open(path, "a+b") as f:
+        end = f.seek(0, os.SEEK_END)
+        if end:
+            f.seek(end - 1)
+            if f.read(1) != b"\n":
+                f.seek(0)
+                keep = f.read().rfind(b"\n") + 1
+                f.seek(keep)
+                if not _is_json(f.read()):
+                    f.truncate(keep)
+                    _warn(f"{path}: cut a torn last line ({end - keep} bytes of an interrupted write) "
+                          "before appending")
+                else:  # a whole object that only lacks its newline: keep it
+                    data = b"\n" + data
+        f.write(data)
         f.flush()
 
 
-def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    """Read a JSONL file; a malformed line is an error naming the line (a torn last line is dropped)."""
+def read_jsonl(path: str | os.PathLike, own_log: bool = False) -> list[Any]:
+    """Read a JSONL file; a malformed line is a DataError naming its line number.
+
+    `own_log=False` (any file a user hands us): every line counts, the last one too.
+    `own_log=True` (lmlab's own append-only logs and caches: metrics.jsonl, conditions.jsonl, samples.jsonl,
+    verdict caches): a torn last line (not valid JSON and no final newline — what kill -9 mid-append leaves) is
+    dropped and reported as a warning on stderr naming the file; any other malformed line is still an error.
+    """
     from lmlab.errors import DataError
 
-    lines = Path(path).read_text().splitlines()
+    raw = Path(path).read_bytes()
+    lines = raw.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()  # the final newline
     out = []
     for i, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError as e:
-            if i == len(lines):  # a kill -9 mid-write leaves a torn last line: not an error
+            out.append(json.loads(line.decode("utf-8")))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            if own_log and i == len(lines) and not raw.endswith(b"\n"):
+                _warn(f"{path}:{i}: dropped a torn last line (an interrupted write); {len(out)} rows kept")
                 break
-            raise DataError(f"{path}:{i} is not valid JSON ({e.msg})", "fix or remove that line") from e
+            why = e.msg if isinstance(e, json.JSONDecodeError) else "not UTF-8"
+            hint = ("lmlab wrote it whole, so it was edited or damaged: remove that line (or the file) and re-run"
+                    if own_log else "fix or remove that line")
+            raise DataError(f"{path}:{i} is not valid JSON ({why})", hint) from e
     return out
+
+
+def _is_json(line: bytes) -> bool:
+    try:
+        json.loads(line.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return True
+
+
+def _warn(msg: str) -> None:
+    import sys
+
+    print(f"warning: {msg}", file=sys.stderr, flush=True)
 
 
 def jsonl_objects(lines: Iterable[str], path: str | os.PathLike, example: str = "{...}") -> Iterator[tuple[int, dict]]:

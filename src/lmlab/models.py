@@ -136,21 +136,129 @@ def _load_hf_dir(path: Path, dtype: torch.dtype) -> tuple[PreTrainedModel, PreTr
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     with _hub_offline():  # a local directory never needs the hub; make sure nothing tries
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True)
-        tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        try:
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True)
+        except Exception as e:
+            if (err := _local_error(path, "model", e)) is None:
+                raise
+            raise err from e
+        try:
+            tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        except Exception as e:  # `tokenizers` raises bare Exception for a damaged tokenizer.json
+            if (err := _local_error(path, "tokenizer", e)) is None:
+                raise
+            raise err from e
     return model, tok
 
 
 def _load_hub(spec: str, dtype: torch.dtype) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """A hub id. Offline, transformers looks only in the local HF cache; any miss is a ModelNotFound."""
+    """A hub id. Offline, transformers looks only in the local HF cache. A miss, a gated or private repository, an
+    unreachable hub or a disk error is a UserError that names that cause."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:
         model = AutoModelForCausalLM.from_pretrained(spec, dtype=dtype)
         tok = AutoTokenizer.from_pretrained(spec)
-    except OSError as e:  # transformers reports unknown repos, offline mode and network failures as OSError
-        raise ModelNotFound(f"unknown model '{spec}'", _HINT) from e
+    except Exception as e:  # transformers reports most hub failures as OSError, with the hub's error as the cause
+        if (err := _hub_error(spec, e)) is None:
+            raise
+        raise err from e
     return model, tok
+
+
+# Exceptions that mean a bug in the code rather than a bad model, tokenizer or disk: never turned into one line.
+_BUGS = (TypeError, AttributeError, NameError, AssertionError, IndexError, ZeroDivisionError, RecursionError)
+_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
+_DISK_ERRNOS = ("ENOSPC", "EDQUOT", "EACCES", "EPERM", "EROFS", "EIO")
+
+
+def _chain(e: BaseException) -> list[BaseException]:
+    """`e` and its causes / contexts, outermost first."""
+    out: list[BaseException] = []
+    while e is not None and e not in out:
+        out.append(e)
+        e = e.__cause__ or e.__context__  # type: ignore[assignment]
+    return out
+
+
+def _find(chain: list[BaseException], *names: str) -> BaseException | None:
+    """The first exception of `chain` that is (a subclass of) a class named in `names` (matched by name, so the
+    hub's and the HTTP libraries' classes need not be importable)."""
+    return next((x for x in chain if {c.__name__ for c in type(x).__mro__} & set(names)), None)
+
+
+def _one_line(e: BaseException, limit: int = 200) -> str:
+    lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
+    text = lines[0] if lines else type(e).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _disk_error(chain: list[BaseException], what: str) -> UserError | None:
+    import errno
+
+    codes = {getattr(errno, n) for n in _DISK_ERRNOS if hasattr(errno, n)}
+    x = next((x for x in chain if isinstance(x, OSError) and x.errno in codes), None)
+    if x is None:
+        return None
+    where = f" ({x.filename})" if getattr(x, "filename", None) else ""
+    return UserError(f"{what}: {x.strerror or _one_line(x)}{where}",
+                     "free disk space or fix the permissions of that path (HF cache: $HF_HOME)")
+
+
+def _local_error(path: Path, what: str, e: Exception) -> UserError | None:
+    """The one-line error for a local model directory whose model or tokenizer does not load (None: a bug)."""
+    chain = _chain(e)
+    if (disk := _disk_error(chain, f"cannot read the {what} in '{path}'")) is not None:
+        return disk
+    if what == "model" and not any((path / f).is_file() for f in _WEIGHTS):
+        return ModelNotFound(f"'{path}' has config.json but no weights ({' / '.join(_WEIGHTS[::2])})",
+                             "copy the weight files in, or re-save the model with save_pretrained")
+    if what == "tokenizer" and not any((path / f).is_file() for f in _TOKENIZER_FILES):
+        return ModelNotFound(f"'{path}' has no tokenizer ({' / '.join(_TOKENIZER_FILES[:3])})",
+                             "save the tokenizer into it (tokenizer.save_pretrained(DIR))")
+    if isinstance(e, _BUGS):
+        return None
+    hint = ("re-save it with tokenizer.save_pretrained, or replace the damaged tokenizer files" if what == "tokenizer"
+            else "check that config.json matches the weights, or re-save the model with save_pretrained")
+    return ModelNotFound(f"the {what} in '{path}' cannot be loaded ({type(e).__name__}: {_one_line(e)})", hint)
+
+
+def _hub_error(spec: str, e: Exception) -> UserError | None:
+    """The one-line error for a hub id that does not load, naming the real cause (None: a bug)."""
+    from huggingface_hub import constants
+
+    chain = _chain(e)
+    if (disk := _disk_error(chain, f"disk error while loading '{spec}'")) is not None:
+        return disk
+    if _find(chain, "GatedRepoError"):
+        return ModelNotFound(f"model '{spec}' is gated on the hub and this account has no access to it",
+                             f"accept its terms at https://huggingface.co/{spec} and log in (hf auth login or "
+                             "HF_TOKEN)")
+    if _find(chain, "RepositoryNotFoundError"):
+        return ModelNotFound(f"unknown model '{spec}': no such repository on the hub (or it is private)",
+                             "check the id; a private repository needs a token (hf auth login or HF_TOKEN)")
+    if x := _find(chain, "RevisionNotFoundError"):
+        return ModelNotFound(f"model '{spec}': revision not found on the hub ({_one_line(x)})", _HINT)
+    if x := _find(chain, "ConnectError", "ConnectionError", "TimeoutException", "Timeout", "ProxyError",
+                  "NetworkError", "gaierror"):
+        return ModelNotFound(f"unknown model '{spec}': the hub could not be reached ({type(x).__name__}: "
+                             f"{_one_line(x)}) and it is not in the local HF cache",
+                             "check the network or proxy, or use a local directory")
+    if _find(chain, "LocalEntryNotFoundError") or (isinstance(e, OSError) and constants.HF_HUB_OFFLINE):
+        if constants.HF_HUB_OFFLINE:
+            return ModelNotFound(f"unknown model '{spec}': not in the local HF cache, and hub access is off "
+                                 "(HF_HUB_OFFLINE)", "download it once with network (HF_HUB_OFFLINE unset), or use "
+                                 "'smollm2' or a local HF directory")
+        return ModelNotFound(f"unknown model '{spec}': not found on the hub nor in the local HF cache", _HINT)
+    if x := _find(chain, "RemoteEntryNotFoundError", "EntryNotFoundError"):
+        return ModelNotFound(f"model '{spec}' on the hub lacks a file transformers needs ({_one_line(x)})",
+                             "is it a transformers causal LM? " + _HINT)
+    if x := _find(chain, "HfHubHTTPError", "HTTPError", "HTTPStatusError"):
+        return ModelNotFound(f"the hub refused '{spec}' ({_one_line(x)})", _HINT)
+    if isinstance(e, _BUGS) or not isinstance(e, (OSError, ValueError, ImportError)):
+        return None
+    return ModelNotFound(f"model '{spec}' cannot be loaded ({type(e).__name__}: {_one_line(e)})", _HINT)
 
 
 @contextlib.contextmanager

@@ -116,11 +116,25 @@ def test_gpt2_architecture_is_hooked():
 
 
 def test_lmlab_gpt_is_hooked():
+    """On lmlab's own GPT, layer L is the output of block L by the convention's values, checked against the
+    same weights in HF's Llama: hidden_states[L+1] for every block but the last, whose HF state is normed."""
+    from lmlab.lm.hf import to_hf_model
     from lmlab.lm.model import GPT, ModelConfig
 
-    m = GPT(ModelConfig(vocab_size=50, d_model=32, n_layer=2, n_head=2, max_seq_len=16))
+    torch.manual_seed(0)
+    m = GPT(ModelConfig(vocab_size=50, d_model=32, n_layer=3, n_head=2, max_seq_len=16)).eval()
+    hf = to_hf_model(m)
+    ids = torch.randint(0, 50, (2, 8), generator=torch.Generator().manual_seed(1))
     with torch.inference_mode():
-        assert forward_to_layer(m, torch.randint(0, 50, (1, 8)), 1).shape == (1, 8, 32)
+        hs = hf(ids, output_hidden_states=True).hidden_states
+        ours = [forward_to_layer(m, ids, layer) for layer in range(3)]
+    assert len(hs) == 4 and ours[0].shape == (2, 8, 32)
+    for layer in (0, 1):
+        torch.testing.assert_close(ours[layer], hs[layer + 1], rtol=1e-4, atol=1e-5)
+        assert not torch.allclose(ours[layer], hs[layer], atol=1e-3)  # one block later than HF's index L
+    assert not torch.allclose(ours[2], hs[3], atol=1e-3)
+    with torch.inference_mode():
+        torch.testing.assert_close(m.norm(ours[2]), hs[3], rtol=1e-4, atol=1e-5)  # HF's last state is normed
 
 
 def test_unknown_architecture_is_one_clear_error():

@@ -33,9 +33,12 @@ def test_evaluate_on_a_tiny_trained_glp(store, tmp_path):  # noqa: F811
 
     cfg = apply_overrides(get_preset("glp", "tiny"), [f"store={json.dumps(str(store))}", f"net.d_in={D}",
                                                       "max_steps=150", "lr=3e-3", "dtype=fp32"])
-    train_glp(cfg, tmp_path / "r", progress=False)
+    summary = train_glp(cfg, tmp_path / "r", progress=False)
     out = evaluate(tmp_path / "r", store, n=150, steps=(1, 20))
-    assert out["n_real"] == 150 and 0 < out["heldout_loss"] < 1.8
+    # the saved GLP scores the trainer's own final held-out loss (same rows, noise and sigmas), and it learned
+    assert out["n_real"] == 150 and summary["final_eval"]["step"] == 150
+    assert out["heldout_loss"] == pytest.approx(summary["final_eval"]["heldout_loss"], rel=1e-5)
+    assert out["heldout_loss"] < 1.8
     assert out["floor"]["fd"] < out["glp_1step"]["fd"]  # one Euler step from noise is a poor sampler
     assert out["glp_20step"]["fd"] < out["glp_1step"]["fd"]
     assert set(out) >= {"floor", "gaussian", "glp_1step", "glp_20step"}

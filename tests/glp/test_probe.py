@@ -76,6 +76,10 @@ def test_pipeline_recovers_planted_neuron_through_pooling_and_split():
     assert res["raw"]["test_auc"] < 0.75  # the planted neuron is not among the first 50 columns
     assert res["meta"]["dense_test_auc"] > 0.7
     test = P.split_by_doc(task.group, 0.3)
+    import hashlib  # the documented stable rule: sha1("test:<doc>")[:8] as hex, mod 1000, below 300
+
+    in_test = {g: int(hashlib.sha1(f"test:{g}".encode()).hexdigest()[:8], 16) % 1000 < 300 for g in range(n_docs)}
+    assert test.tolist() == [in_test[g] for g in task.group]  # whole documents, the same ones on every run
     assert 0.2 < test.mean() < 0.4
 
 

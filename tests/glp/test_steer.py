@@ -172,4 +172,15 @@ def test_continuation_metrics_batched_equals_one_by_one(smol):
     b = S.continuation_metrics(model, tok, 15, p, c, d, None, {"the"}, batch=1)
     for k in a:
         assert torch.allclose(a[k], b[k], atol=1e-4), k
-    assert (a["nll"] > 0).all()
+    # the values, computed apart: one unpadded forward per prompt + continuation
+    from lmlab.acts.hooks import forward_to_layer
+
+    for i, (pi, ci) in enumerate(zip(p, c)):
+        full = torch.tensor([pi + ci])
+        with torch.no_grad():
+            logits = model(full).logits[0].float()
+            resid = forward_to_layer(model, full, 15)[0].float()
+        nll = torch.nn.functional.cross_entropy(logits[len(pi) - 1:-1], torch.tensor(ci))
+        concept = ((resid[len(pi):] @ d.w).mean() + 1.0) / 3.0  # (projection - s_neg) / (s_pos - s_neg)
+        assert a["nll"][i].item() == pytest.approx(nll.item(), abs=1e-3), i
+        assert a["concept"][i].item() == pytest.approx(concept.item(), abs=1e-3), i

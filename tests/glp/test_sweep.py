@@ -44,7 +44,18 @@ def test_frontier_keeps_exactly_the_undominated_checkpoints():
 def test_tiny_sweep_writes_rows_fit_and_plot(store, tmp_path):  # noqa: F811
     out = sweep(str(store), tmp_path / "sw", [1, 2], "tiny",
                 [f"net.d_in={D}", "max_steps=60", "dtype=\"fp32\"", "lr=3e-3"], progress=False)
-    assert out["rows"] == 2 * 9 and np.isfinite(out["params"]["alpha"]) and out["all_checkpoints"]["n_points"] == 2 * 6  # steps >= 6 of 60
+    assert out["rows"] == 2 * 9 and out["all_checkpoints"]["n_points"] == 2 * 6  # steps >= 6 of 60
+    # the fit is gpt4-c on exactly the compute frontier of the runs.csv rows the sweep wrote
+    from lmlab.runs.table import read_rows
+    from lmlab.scaling.fit import fit
+
+    rows = read_rows(tmp_path / "sw" / "runs.csv")
+    late = sorted((r for r in rows if int(r["step"]) >= 6), key=lambda r: float(r["C"]))
+    front = [r for i, r in enumerate(late) if all(float(q["loss"]) > float(r["loss"]) for q in late[:i])]
+    assert len(rows) == 2 * 9 and out["fitted"] == [[r["run"], int(r["step"])] for r in front]
+    ref = fit("gpt4-c", loss=np.array([float(r["loss"]) for r in front]), C=np.array([float(r["C"]) for r in front]),
+              bootstrap=0).to_json()
+    assert out["params"] == pytest.approx(ref["params"], rel=1e-6) and out["n_points"] == len(front)
     assert (tmp_path / "sw" / "scaling_fit.png").stat().st_size > 1000
     assert json.loads((tmp_path / "sw" / "scaling_fit.json").read_text())["law"] == "gpt4-c"
     again = sweep(str(store), tmp_path / "sw", [1, 2], "tiny",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from lmlab.cli_options import option
+from lmlab.cli_options import check_number, option, parse_list
 
 app = typer.Typer(no_args_is_help=True)
 _H = "lmlab.acts.harvester:HarvestConfig"  # every option's default and help (read without importing torch)
@@ -36,9 +36,12 @@ def harvest_cmd(
     from lmlab.acts.harvester import HarvestConfig, harvest_main
     from lmlab.config import apply_overrides, given, print_dry_run
 
+    check_number(layer, "--layer", minimum=0), check_number(tokens, "--tokens", minimum=1)
+    check_number(seq_len, "--seq-len", minimum=1), check_number(batch, "--batch", minimum=1)
+    check_number(shard_size, "--shard-size", minimum=1)
     cfg = HarvestConfig(**given(model=model, layer=layer, tokens=tokens, out=str(out), split=split, seq_len=seq_len,
                                 corpus=None if corpus == "embedded" else corpus,  # None: the default, embedded
-                                domains=domains.split(",") if domains else None, batch=batch, dtype=dtype,
+                                domains=parse_list(domains, "--domains"), batch=batch, dtype=dtype,
                                 shard_size=shard_size, device=device))
     cfg = apply_overrides(cfg, list(set_))
     if dry_run:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from lmlab.cli_options import option
+from lmlab.cli_options import check_number, option, parse_list
 
 app = typer.Typer(no_args_is_help=True)
 _D = "lmlab.data.prepare:DataConfig"  # prepare's option defaults and help
@@ -40,9 +40,12 @@ def prepare_cmd(
     from lmlab.config import apply_overrides, given, print_dry_run
     from lmlab.data.prepare import DataConfig, prepare_dataset
 
+    check_number(vocab_size, "--vocab-size", minimum=259)  # 256 bytes + 3 special tokens (data/tokenizer.py)
+    check_number(max_train_tokens, "--max-train-tokens", minimum=1)
+    check_number(max_val_tokens, "--max-val-tokens", minimum=1)
     cfg = DataConfig(**given(corpus=None if corpus == "embedded" else corpus,  # None: the default, embedded
                              tokenizer=tokenizer, vocab_size=vocab_size, max_train_tokens=max_train_tokens,
-                             max_val_tokens=max_val_tokens, domains=domains.split(",") if domains else None))
+                             max_val_tokens=max_val_tokens, domains=parse_list(domains, "--domains")))
     cfg = apply_overrides(cfg, list(set_))
     if dry_run:
         print_dry_run(cfg, "lmlab data prepare")

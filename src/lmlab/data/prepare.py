@@ -44,13 +44,22 @@ def prepare_dataset(cfg: DataConfig, out: str | Path, progress: bool = True) -> 
     meta_path = out / "meta.json"
     if meta_path.is_file() and read_json(meta_path).get("config") == asdict(cfg):
         return out
+    domains = _domains(cfg)  # before anything is written: a corpus with nothing held out fails here
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    tok = _tokenizer(cfg, out)
-    counts = {"train": _encode_split(cfg, tok, "train", out / "train.bin", cfg.max_train_tokens, progress)}
-    counts["val"] = {}
-    for domain in _domains(cfg):
-        n = _encode_split(cfg, tok, "val", out / f"val.{domain}.bin", cfg.max_val_tokens, progress, [domain])
-        counts["val"][domain] = n[domain]
+    try:
+        tok = _tokenizer(cfg, out)
+        counts = {"train": _encode_split(cfg, tok, "train", out / "train.bin", cfg.max_train_tokens, progress)}
+        counts["val"] = {}
+        for domain in domains:
+            n = _encode_split(cfg, tok, "val", out / f"val.{domain}.bin", cfg.max_val_tokens, progress, [domain])
+            counts["val"][domain] = n[domain]
+    except BaseException:
+        if created:  # nothing half-written: a directory this call created goes again
+            import shutil
+
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     meta = {"config": asdict(cfg), "vocab_size": tok.vocab_size, "eot_id": tok.eot_id, "hidden_id": tok.hidden_id,
             "pad_id": tok.pad_id, "tokens": counts, "val_sets": sorted(counts["val"])}
     write_json(meta_path, meta)  # written last: its presence marks a complete dataset
@@ -58,16 +67,48 @@ def prepare_dataset(cfg: DataConfig, out: str | Path, progress: bool = True) -> 
 
 
 def _domains(cfg: DataConfig) -> list[str]:
+    """The held-out sets (one per domain): cfg.domains, or every domain with a held-out document. A domain
+    without one is a DataError that says why (see `_no_heldout`)."""
     from lmlab.data.corpus import iter_documents
 
-    if cfg.domains:
-        return list(cfg.domains)
     seen: dict[str, None] = {}
-    for doc in iter_documents(cfg.corpus, split="val"):
+    for doc in iter_documents(cfg.corpus, split="val", domains=cfg.domains):
         seen.setdefault(doc.domain)
-    if not seen:
-        raise DataError("the corpus has no held-out documents", "give a larger corpus or a val.* file")
-    return sorted(seen)
+    missing = [d for d in cfg.domains or [] if d not in seen]
+    if not seen or missing:
+        raise _no_heldout(cfg, missing)
+    return list(cfg.domains) if cfg.domains else sorted(seen)
+
+
+def _no_heldout(cfg: DataConfig, missing: list[str]) -> DataError:
+    """Why the corpus (or some of its domains) has no held-out document, with the document count."""
+    from lmlab.data.corpus import DOC_SEPARATOR, LOCAL_SUFFIXES, VAL_PER_10K, iter_documents
+
+    which = f" for domain(s) {', '.join(missing)}" if missing else ""
+    n = sum(1 for _ in iter_documents(cfg.corpus, split="train", domains=missing or cfg.domains))
+    docs = f"{n} document{'s' if n != 1 else ''}"
+    src = Path(cfg.corpus).expanduser() if cfg.corpus not in (None, "embedded") else None
+    if src is not None and src.is_file() and src.suffix == ".txt" and n <= 1:
+        import re
+
+        paras = len([x for x in re.split(r"\n\s*\n", src.read_text(encoding="utf-8", errors="replace")) if x.strip()])
+        return DataError(f"corpus {src.name} holds {docs} ({paras} paragraph{'s' if paras != 1 else ''} but no line "
+                         f"holding only {DOC_SEPARATOR}, which is what separates documents in a .txt), so none can "
+                         "be held out",
+                         f"put a {DOC_SEPARATOR} line between its documents (~{VAL_PER_10K / 100:g}% of documents "
+                         "are held out), or give a directory with train.txt and val.txt")
+    if src is not None and src.is_dir():
+        names = {p.name.split(".")[0] for p in src.rglob("*") if p.is_file() and p.suffix in LOCAL_SUFFIXES}
+        if "train" in names and "val" not in names:
+            return DataError(f"corpus directory {src.name} has train.* files but no val.* file",
+                             "add a val.txt/.jsonl/.parquet beside them (or rename the files so that ~"
+                             f"{VAL_PER_10K / 100:g}% of documents are held out by hash)")
+        if "val" in names:
+            return DataError(f"the val.* files of corpus directory {src.name} hold no documents{which}",
+                             "add held-out documents to them")
+    return DataError(f"the corpus has no held-out documents{which}: {docs} in the train split, and a hash of "
+                     f"each document's id holds out only ~{VAL_PER_10K / 100:g}%",
+                     "give a larger corpus (about 100 documents or more) or a val.* file beside a train.* file")
 
 
 def _tokenizer(cfg: DataConfig, out: Path):

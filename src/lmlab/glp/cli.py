@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from lmlab.cli_options import option
+from lmlab.cli_options import check_number, option, parse_list
 
 app = typer.Typer(no_args_is_help=True)
 # option defaults and help live in the configs and function signatures below (read without importing torch)
@@ -64,7 +64,8 @@ def eval_cmd(
     from lmlab.config import given
     from lmlab.glp.evaluate import evaluate
 
-    out = evaluate(glp, store, **given(n=n, steps=steps and tuple(int(s) for s in steps.split(","))))
+    steps_ = parse_list(steps, "--steps", int, minimum=1, example="8,32")
+    out = evaluate(glp, store, **given(n=check_number(n, "--n", minimum=2), steps=steps_ and tuple(steps_)))
     print(json.dumps(out) if json_ else json.dumps(out, indent=2))
 
 
@@ -83,6 +84,8 @@ def delta_lm_cmd(
     from lmlab.glp.evaluate import delta_lm
     from lmlab.glp.load import load_glp
 
+    check_number(n_docs, "--n-docs", minimum=1), check_number(seq_len, "--seq-len", minimum=2)
+    check_number(sigma_start, "--sigma-start", minimum=0, maximum=1, min_open=True)
     print(json.dumps(delta_lm(load_glp(glp), store, **given(n_docs=n_docs, seq_len=seq_len, sigma_start=sigma_start))))
 
 
@@ -102,17 +105,14 @@ def sweep_cmd(
     from lmlab.config import given
     from lmlab.glp.sweep import sweep
 
-    print(json.dumps(sweep(str(store), out, [int(d) for d in depths.split(",")], overrides=list(set_),
+    ds = parse_list(depths, "--depths", int, minimum=1, example="1,2,3")
+    print(json.dumps(sweep(str(store), out, ds, overrides=list(set_),
                            progress=progress, **given(base_preset=preset))))
 
 
 # ---- steering and probing ---------------------------------------------------------------------------------------
 steer_app = typer.Typer(no_args_is_help=False, invoke_without_command=True)
 app.add_typer(steer_app, name="steer")
-
-
-def _floats(s: str) -> list[float]:
-    return [float(x) for x in s.split(",") if x.strip()]
 
 
 @steer_app.callback()
@@ -141,6 +141,7 @@ def steer_cmd(
 
     if prompt is None:
         raise ConfigError("no --prompt given", "pass --prompt TEXT (or run `lmlab glp steer sweep`)")
+    check_number(steps, "--steps", minimum=1), check_number(max_new_tokens, "--max-new-tokens", minimum=1)
     out = steer_once(prompt, glp and str(glp), store and str(store), concept, vector and str(vector),
                      **given(r=r, mode=mode, sigma_s=sigma_s, steps=steps, max_new_tokens=max_new_tokens))
     if json_:
@@ -201,7 +202,8 @@ def probe_cmd(
 
         raise ConfigError("no --glp given", "pass --glp DIR (a run directory of `lmlab glp train`)")
     cfg = P.ProbeConfig(**given(glp=str(glp), store=store and str(store), csv=csv and [str(c) for c in csv],
-                                tasks=tasks.split(",") if tasks else None, sigmas=sigmas and _floats(sigmas)))
+                                tasks=tasks.split(",") if tasks else None,
+                                sigmas=parse_list(sigmas, "--sigmas", float, minimum=0, maximum=1, min_open=True)))
     cfg = apply_overrides(cfg, list(set_))
     res = P.probe(cfg)
     if out is not None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from lmlab.cli_options import option
+from lmlab.cli_options import check_number, option
 
 app = typer.Typer(no_args_is_help=True)
 _T = "lmlab.lm.train:TrainConfig"  # option defaults and help live in the config (and in complete's signature)
@@ -31,6 +31,7 @@ def train_cmd(
     from lmlab.config import apply_overrides, get_preset, print_dry_run, set_fields
     from lmlab.lm import train as T
 
+    check_number(max_steps, "--max-steps", minimum=1)
     cfg = set_fields(apply_overrides(get_preset("lm", preset), list(set_)), {"data": data, "max_steps": max_steps})
     if dry_run:
         print_dry_run(cfg, f"lmlab lm train --preset {preset}")
@@ -67,4 +68,5 @@ def generate_cmd(model: str = typer.Argument(..., help="Model spec: smollm2 | lo
     from lmlab.config import given
     from lmlab.lm.generate import complete
 
+    check_number(max_new_tokens, "--max-new-tokens", minimum=1), check_number(temperature, "--temperature", minimum=0)
     print(complete(model, prompt, **given(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)))

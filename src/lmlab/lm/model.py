@@ -192,16 +192,15 @@ class GPT(nn.Module):
         return self.norm(x)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, weight: torch.Tensor | None = None,
-                denom: float | None = None) -> torch.Tensor:
+                denom: float | None = None, ignore_index: int = -100) -> torch.Tensor:
         """Logits (B, T, vocab); or, given targets (B, T), the training loss — the value and gradients of
-        lm_loss(logits, targets, weight, denom) without materialising fp32 logits (LinearCrossEntropy)."""
+        lm_loss(logits, targets, weight, denom, ignore_index) without materialising fp32 logits
+        (linear_cross_entropy). Targets equal to ignore_index (-100, as F.cross_entropy) count nowhere."""
         h = self.hidden(idx)
         if targets is None:
             return self.lm_head(h)
-        w = None if weight is None else weight.flatten().float()
-        if denom is None:
-            denom = w.sum().clamp_min(1).item() if w is not None else targets.numel()
-        return LinearCrossEntropy.apply(h.flatten(0, 1), self.lm_head.weight, targets.flatten(), w, float(denom))
+        return linear_cross_entropy(h.flatten(0, 1), self.lm_head.weight, targets.flatten(),
+                                    None if weight is None else weight.flatten(), denom, ignore_index)
 
     # ---- weights I/O: a tied lm_head is stored once (safetensors refuses shared tensors) --------------
     def export_state(self) -> dict[str, torch.Tensor]:
@@ -241,17 +240,57 @@ class GPT(nn.Module):
 
 
 def lm_loss(logits: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor | None = None,
-            denom: float | None = None) -> torch.Tensor:
+            denom: float | None = None, ignore_index: int = -100) -> torch.Tensor:
     """Next-token cross-entropy. logits (B, T, V), targets (B, T), weight (B, T) in {0, 1} or None.
 
-    Returns sum(ce * weight) / denom (denom defaults to sum(weight)): passing the global count of
-    trained tokens makes micro-batches and data-parallel ranks add up to the exact global mean.
+    Returns sum(ce * weight) / denom (denom defaults to sum(weight) over targets != ignore_index, i.e.
+    F.cross_entropy's mean): passing the global count of trained tokens makes micro-batches and data-parallel
+    ranks add up to the exact global mean.
     """
-    ce = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="none")  # (B*T,)
-    if weight is None:
-        return ce.sum() / (denom if denom is not None else ce.numel())
-    w = weight.flatten().to(ce.dtype)
+    y = targets.flatten()
+    ce = F.cross_entropy(logits.flatten(0, 1).float(), y, reduction="none", ignore_index=ignore_index)  # (B*T,)
+    w = (y != ignore_index).to(ce.dtype)
+    if weight is not None:
+        w = w * weight.flatten().to(ce.dtype)
     return (ce * w).sum() / (denom if denom is not None else w.sum().clamp_min(1))
+
+
+def linear_cross_entropy(h: torch.Tensor, W: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None = None,
+                         denom: float | None = None, ignore_index: int = -100) -> torch.Tensor:
+    """sum_i w_i CE(h_i W^T, y_i) / denom over rows with y_i != ignore_index (denom defaults to the sum of
+    their weights, as F.cross_entropy's mean). With autograd recording and an input that needs a gradient:
+    LinearCrossEntropy (gradients made during the forward); otherwise (torch.no_grad, eval) the loss alone,
+    chunk by chunk — no (N, V) logit-gradient buffer and no gradient matmuls."""
+    valid = y != ignore_index
+    w = valid.float() if w is None else w.float() * valid
+    if denom is None:
+        denom = w.sum().clamp_min(1).item()
+    if torch.is_grad_enabled() and (h.requires_grad or W.requires_grad):
+        return LinearCrossEntropy.apply(h, W, y, w, float(denom))
+    return _lce_chunks(h, W, y, w, float(denom), want_grad=False)[0]
+
+
+def _lce_chunks(h, W, y, w, denom: float, want_grad: bool):
+    """(loss, dLoss/dlogits (N, V) in the compute dtype or None, (h, W) in the compute dtype): logits a chunk
+    of rows at a time (matmul in the autocast dtype, softmax in fp32). Rows with w = 0 (ignored) add nothing;
+    their y may be any value (ignore_index): it is replaced by 0 before indexing."""
+    cdt = torch.get_autocast_dtype(h.device.type) if torch.is_autocast_enabled(h.device.type) else h.dtype
+    hc, Wc = h.to(cdt), W.to(cdt)
+    y = torch.where(w != 0, y, torch.zeros_like(y))
+    G = torch.empty(h.shape[0], W.shape[0], dtype=cdt, device=h.device) if want_grad else None  # (N, V)
+    total = torch.zeros((), dtype=torch.float32, device=h.device)
+    rows = max(1, LinearCrossEntropy.CHUNK_ELEMENTS // W.shape[0])
+    for i in range(0, h.shape[0], rows):
+        sl = slice(i, i + rows)
+        logits = (hc[sl] @ Wc.T).float()  # (n, V)
+        lse = torch.logsumexp(logits, dim=-1)
+        scale = w[sl] / denom
+        total += ((lse - logits.gather(1, y[sl, None]).squeeze(1)) * scale).sum()
+        if want_grad:
+            g = logits.sub_(lse[:, None]).exp_()  # softmax, in place
+            g[torch.arange(g.shape[0], device=g.device), y[sl]] -= 1.0
+            G[sl] = g.mul_(scale[:, None])
+    return total, G, (hc, Wc)
 
 
 class LinearCrossEntropy(torch.autograd.Function):
@@ -270,20 +309,7 @@ class LinearCrossEntropy(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, h, W, y, w, denom):
-        cdt = torch.get_autocast_dtype(h.device.type) if torch.is_autocast_enabled(h.device.type) else h.dtype
-        hc, Wc = h.to(cdt), W.to(cdt)
-        G = torch.empty(h.shape[0], W.shape[0], dtype=cdt, device=h.device)  # dLoss/dlogits, (N, V)
-        total = torch.zeros((), dtype=torch.float32, device=h.device)
-        rows = max(1, LinearCrossEntropy.CHUNK_ELEMENTS // W.shape[0])
-        for i in range(0, h.shape[0], rows):
-            sl = slice(i, i + rows)
-            logits = (hc[sl] @ Wc.T).float()  # (n, V)
-            lse = torch.logsumexp(logits, dim=-1)
-            scale = (w[sl] if w is not None else torch.ones_like(lse)) / denom
-            total += ((lse - logits.gather(1, y[sl, None]).squeeze(1)) * scale).sum()
-            g = logits.sub_(lse[:, None]).exp_()  # softmax, in place
-            g[torch.arange(g.shape[0], device=g.device), y[sl]] -= 1.0
-            G[sl] = g.mul_(scale[:, None])
+        total, G, (hc, Wc) = _lce_chunks(h, W, y, w, denom, want_grad=True)  # G = dLoss/dlogits, (N, V)
         ctx.save_for_backward(G @ Wc, G.T @ hc)  # grad_h (N, d), grad_W (V, d), in the compute dtype
         ctx.dtypes = (h.dtype, W.dtype)
         return total

@@ -29,7 +29,7 @@ def loss_curve(metrics_jsonl: str | Path, out_png: str | Path, title: str = "tra
     """Train loss per step, plus held-out loss per domain at each eval step."""
     from lmlab.io import read_jsonl
 
-    rows = read_jsonl(metrics_jsonl)
+    rows = read_jsonl(metrics_jsonl, own_log=True)
     train = [(r["step"], r["loss"]) for r in rows if "loss" in r and "eval" not in r]
     evals = [(r["step"], r["eval"]) for r in rows if "eval" in r]
     plt = pyplot()

@@ -6,16 +6,12 @@ from pathlib import Path
 
 import typer
 
-from lmlab.cli_options import option
+from lmlab.cli_options import check_number, option, parse_list, parse_number
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 # option defaults and help live in these configs and function signatures (read without importing numpy)
 _SW, _COLS = "lmlab.scaling.sweep:SweepConfig", "lmlab.scaling.table:Columns"
 _FIT, _PRED = "lmlab.scaling.fit:fit", "lmlab.scaling.predict"
-
-
-def _csv_list(s: str, cast=str) -> list:
-    return [cast(v.strip()) for v in s.split(",") if v.strip()]
 
 
 @app.command("sweep")
@@ -34,8 +30,9 @@ def sweep_cmd(
     from lmlab.config import apply_overrides, print_dry_run, set_fields
     from lmlab.scaling.sweep import SweepConfig, describe_plan, sweep
 
-    cfg = set_fields(SweepConfig(), {"sizes": sizes and _csv_list(sizes), "data": data,
-                                     "tokens_per_param": tokens_per_param and _csv_list(tokens_per_param, float)})
+    cfg = set_fields(SweepConfig(), {"sizes": parse_list(sizes, "--sizes"), "data": data,
+                                     "tokens_per_param": parse_list(tokens_per_param, "--tokens-per-param", float,
+                                                                    minimum=0, min_open=True, example="5,20")})
     cfg = apply_overrides(cfg, list(set_))
     if dry_run:
         print_dry_run(cfg, "lmlab scaling sweep")
@@ -54,15 +51,24 @@ _GCOL = typer.Option("run", "--group-col", help="Run column: bootstrap resamples
 _BOOT = typer.Option(200, help="Bootstrap resamples for the 95% intervals (0: none).")
 _SEED = typer.Option(0, help="Bootstrap seed (results are deterministic given it).")
 _JSON = typer.Option(False, "--json", help="Print exactly one JSON object on stdout.")
+_PARTIAL = typer.Option(False, "--allow-partial-bootstrap",
+                        help="Print intervals even when fewer than 80% of the bootstrap resamples could be fitted "
+                             "(withheld by default: the resamples that fit are a biased subset).")
 
 
 def _emit(obj: dict, json_: bool, out: Path | None) -> None:
     import json
+    import sys
 
     from lmlab.io import write_json
 
     if out is not None:
         write_json(out, obj)
+    for fit in (obj.get(k) for k in ("fit", "baseline_fit")) if "law" not in obj else [obj]:
+        if isinstance(fit, dict) and fit.get("n_bootstrap_requested"):  # what became of the bootstrap, on stderr
+            print(f"bootstrap: {fit['n_bootstrap_kept']} of {fit['n_bootstrap_requested']} resamples kept "
+                  f"(over {fit['bootstrap_unit']})" + (f"; {fit['ci_note']}" if fit.get("ci_note") else ""),
+                  file=sys.stderr)
     print(json.dumps(obj) if json_ else json.dumps(obj, indent=2))
 
 
@@ -90,7 +96,7 @@ def fit_cmd(
                                       "| broken-c."),
     method: str = option(_FIT, "method", help="huber (multi-start L-BFGS, Epoch) | varpro (VPNLS)."),
     starts: str = option(_FIT, "starts", help="'all' grid starts (Epoch) or the K best grid points."),
-    bootstrap: int = _BOOT, seed: int = _SEED,
+    bootstrap: int = _BOOT, seed: int = _SEED, allow_partial_bootstrap: bool = _PARTIAL,
     n_col: str = _NCOL, d_col: str = _DCOL, c_col: str = _CCOL, loss_col: str = _LCOL, group_col: str = _GCOL,
     final_only: bool = typer.Option(False, "--final-only", help="Use only each run's last row."),
     min_frac: float = typer.Option(0.0, help="Drop checkpoints with D below this fraction of their run's final D."),
@@ -104,11 +110,14 @@ def fit_cmd(
     from lmlab.scaling.fit import fit
     from lmlab.scaling.laws import get_law
 
+    starts_ = parse_number(starts, "--starts", int, minimum=1, also=("all",), example="all")
+    check_number(min_frac, "--min-frac", minimum=0, maximum=1)
+    check_number(drop_highest_loss, "--drop-highest-loss", minimum=0)
     lw = get_law(law)
     cols, groups, _ = _load(runs, lw.inputs, n_col, d_col, c_col, loss_col, group_col, final_only, min_frac,
                             drop_highest_loss)
     res = fit(law, **{k: cols[k] for k in lw.inputs}, loss=cols["loss"], bootstrap=bootstrap, seed=seed,
-              groups=groups, **given(method=method, starts=starts if starts in (None, "all") else int(starts)))
+              groups=groups, allow_partial_bootstrap=allow_partial_bootstrap, **given(method=method, starts=starts_))
     if plot is not None:
         _plot_fit(res, cols, plot)
     _emit(res.to_json(), json_, out)
@@ -139,7 +148,7 @@ def predict_cmd(
     target_run: list[str] = typer.Option([], help="Predict this run's final row (its C and actual loss)."),
     use_frontier: bool = typer.Option(False, "--frontier", help="Fit the compute-efficient frontier of the rows."),
     final_only: bool = typer.Option(False, "--final-only", help="Fit only each run's last row."),
-    bootstrap: int = _BOOT, seed: int = _SEED,
+    bootstrap: int = _BOOT, seed: int = _SEED, allow_partial_bootstrap: bool = _PARTIAL,
     n_col: str = _NCOL, d_col: str = _DCOL, c_col: str = _CCOL, loss_col: str = _LCOL, group_col: str = _GCOL,
     plot: Path = typer.Option(None, help="PNG: fit points, extrapolated fit with 95% band, actual targets."),
     out: Path = typer.Option(None, help="Also write the JSON here."),
@@ -153,13 +162,14 @@ def predict_cmd(
     from lmlab.errors import DataError
     from lmlab.scaling.predict import predict_extrapolation
 
+    targets = parse_list(target, "--target", float, minimum=0, min_open=True, example="1e21,1e22") or []
+    check_number(fit_max_compute, "--fit-max-compute", minimum=0, min_open=True)
     all_cols, all_groups, _ = _load(runs, ("C",), n_col, d_col, c_col, loss_col, group_col)
     cols, groups, _ = _load(runs, ("C",), n_col, d_col, c_col, loss_col, group_col, final_only)
     if groups is not None:  # only runs that end within the budget: no partial results of larger runs (GPT-4 §3.1)
         final_c = {g: c for g, c in zip(all_groups, all_cols["C"])}  # rows are in step order: last one wins
         inside = np.array([final_c[g] <= fit_max_compute for g in groups])
         cols, groups = {k: v[inside] for k, v in cols.items()}, groups[inside]
-    targets = [float(v) for v in (target or "").split(",") if v.strip()]
     actual = {}
     for name in target_run:
         idx = np.flatnonzero(all_groups == name) if all_groups is not None else []
@@ -174,7 +184,8 @@ def predict_cmd(
     if not targets:
         raise DataError("no prediction target", "pass --target C* and/or --target-run NAME")
     r = predict_extrapolation(cols["C"], cols["loss"], fit_max_compute, targets, use_frontier=use_frontier,
-                              bootstrap=bootstrap, seed=seed, groups=groups, actual=actual, **given(law=law))
+                              bootstrap=bootstrap, seed=seed, groups=groups, actual=actual,
+                              allow_partial_bootstrap=allow_partial_bootstrap, **given(law=law))
     res = r.pop("_fit")
     if plot is not None:
         from lmlab.scaling.plots import fit_plot
@@ -191,7 +202,7 @@ def allocate_cmd(
     budget: str = typer.Option(..., help="Comma-separated compute budgets C (FLOPs)."),
     fit_json: Path = typer.Option(None, "--fit", help="A chinchilla fit JSON (lmlab scaling fit --out)."),
     runs: Path = typer.Option(None, "--runs", help="Or a runs CSV to fit chinchilla on first."),
-    bootstrap: int = _BOOT, seed: int = _SEED,
+    bootstrap: int = _BOOT, seed: int = _SEED, allow_partial_bootstrap: bool = _PARTIAL,
     n_col: str = _NCOL, d_col: str = _DCOL, c_col: str = _CCOL, loss_col: str = _LCOL, group_col: str = _GCOL,
     json_: bool = _JSON,
 ) -> None:
@@ -201,7 +212,7 @@ def allocate_cmd(
     from lmlab.scaling.fit import FitResult, fit
     from lmlab.scaling.predict import allocation
 
-    cs = [float(v) for v in budget.split(",") if v.strip()]
+    cs = parse_list(budget, "--budget", float, minimum=0, min_open=True, example="1e21,1e22")
     if fit_json is not None:
         j = read_json(fit_json)
         if j.get("law") != "chinchilla":
@@ -211,7 +222,7 @@ def allocate_cmd(
     elif runs is not None:
         cols, groups, _ = _load(runs, ("N", "D"), n_col, d_col, c_col, loss_col, group_col)
         res = fit("chinchilla", N=cols["N"], D=cols["D"], loss=cols["loss"], bootstrap=bootstrap, seed=seed,
-                  groups=groups, starts=200)
+                  groups=groups, allow_partial_bootstrap=allow_partial_bootstrap, starts=200)
     else:
         raise DataError("nothing to allocate from", "pass --fit FIT.json or --runs CSV")
     _emit({"fit": res.to_json(), "allocation": allocation(res, cs)}, json_, None)
@@ -229,7 +240,9 @@ def critical_batch_cmd(
 
     from lmlab.scaling.predict import critical_batch
 
-    ls = [float(v) for v in loss.split(",") if v.strip()]
+    ls = parse_list(loss, "--loss", float, minimum=0, min_open=True, example="2.5,3")
+    check_number(b_star, "--b-star", minimum=0, min_open=True)
+    check_number(alpha_b, "--alpha-b", minimum=0, min_open=True)
     default = {k: p.default for k, p in inspect.signature(critical_batch).parameters.items()}
     b_star = default["b_star"] if b_star is None else b_star
     alpha_b = default["alpha_b"] if alpha_b is None else alpha_b
@@ -245,7 +258,7 @@ def slowdown_cmd(
     processed_col: str = typer.Option(None, help="Column with actually-processed compute (default: C x "
                                                  "trained_tokens / D when those columns exist)."),
     final_only: bool = typer.Option(False, "--final-only", help="Use only each run's last row (both series)."),
-    bootstrap: int = _BOOT, seed: int = _SEED,
+    bootstrap: int = _BOOT, seed: int = _SEED, allow_partial_bootstrap: bool = _PARTIAL,
     n_col: str = _NCOL, d_col: str = _DCOL, c_col: str = _CCOL, loss_col: str = _LCOL, group_col: str = _GCOL,
     out: Path = typer.Option(None, help="Also write the JSON here."),
     json_: bool = _JSON,
@@ -259,5 +272,5 @@ def slowdown_cmd(
     other, _, rows = _load(runs, ("C",), n_col, d_col, c_col, loss_col, group_col, final_only)
     proc = processed_compute(rows, other["C"], processed_col, _columns(n_col, d_col, c_col, loss_col).d, runs)
     r = slowdown(base["C"], base["loss"], other["C"], other["loss"], proc, bootstrap=bootstrap, seed=seed,
-                 groups=bgroups, **given(law=law))
+                 groups=bgroups, allow_partial_bootstrap=allow_partial_bootstrap, **given(law=law))
     _emit(r, json_, out)

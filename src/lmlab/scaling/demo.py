@@ -29,18 +29,25 @@ def demo_stage(out: Path, quick: bool):
     curve = fit_plot(lc, d["C"][f], d["loss"][f], out / "scaling_loss_vs_compute.png", "C",
                      x_max=10 * d["C"].max(), title="L(C) = E + A C^-alpha on the compute-efficient frontier")
     alloc = allocation(chin, [5.76e23])[0]
-    p, ci = chin.params, chin.ci
-    table = {**{f"chinchilla {k}": f"{v:.4g} [{ci[k][0]:.4g}, {ci[k][1]:.4g}]" for k, v in p.items()},
+    table = {**{f"chinchilla {k}": _with_ci(chin, k) for k in chin.params},
              "Epoch refit (reference)": "E 1.8172, A 482.01, B 2085.43, alpha 0.3478, beta 0.3658",
              "R²": chin.r2, "points": chin.n_points, "starts agreeing on the optimum": chin.converged_starts,
              "N_opt at 5.76e23 FLOPs": f"{alloc['N_opt']:.3g}", "tokens/param there": alloc["tokens_per_param"],
-             **{f"L(C) {k}": f"{v:.4g} [{lc.ci[k][0]:.4g}, {lc.ci[k][1]:.4g}]" for k, v in lc.params.items()}}
+             **{f"L(C) {k}": _with_ci(lc, k) for k in lc.params},
+             **{f"{name} bootstrap": f"{r.n_bootstrap_kept} of {r.n_bootstrap_requested} resamples kept"
+                + (f"; {r.ci_note}" if r.ci_note else "") for name, r in (("chinchilla", chin), ("L(C)", lc))}}
     text = ("Huber loss on log residuals (δ = 1e-3, summed as in Epoch's correction), multi-start L-BFGS over "
             "Hoffmann's grid, 95% bootstrap intervals. The refit reproduces Epoch's constants; A and B are weakly "
             f"identified. Frontier fit: {len(f)} points, extrapolated 10x beyond the largest compute.")
     result = {"chinchilla": chin.to_json(), "allocation_5.76e23": alloc, "loss_vs_compute": lc.to_json(),
               "images": [str(iso), str(curve)], "quick": quick}
     return Section("Scaling laws", text=text, table=table, images=[str(iso), str(curve)]), result
+
+
+def _with_ci(res, k: str) -> str:
+    """'value [lo, hi]', or 'value (no interval)' when the fit withheld it (its ci_note says why)."""
+    v = res.params[k]
+    return f"{v:.4g} [{res.ci[k][0]:.4g}, {res.ci[k][1]:.4g}]" if k in res.ci else f"{v:.4g} (no interval)"
 
 
 __all__ = ["demo_stage"]

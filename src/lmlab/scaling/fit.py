@@ -17,6 +17,13 @@ from lmlab.errors import DataError
 from lmlab.scaling.laws import Law, get_law
 
 HUBER_DELTA = 1e-3
+MIN_BOOT_KEPT = 0.8
+"""An interval needs at least this fraction of the requested resamples to fit: the ones that fail are not a
+random subset (they are the resamples the law fits worst), so an interval from the survivors is biased."""
+MIN_BOOT_GROUPS = 5
+"""Fewest runs (groups) a bootstrap over runs uses: 5 runs give 126 distinct resamples and a 0.16% chance that a
+resample is one run repeated; with 1 run every resample is that run (a zero-width interval). Below this the
+bootstrap resamples points instead, with a caveat in `ci_note`."""
 
 
 @dataclass
@@ -37,13 +44,23 @@ class FitResult:
     x0: dict[str, float]
     """Centring constants ln X0 (internal; kept so θ can be reproduced)."""
     boot: list[dict[str, float]] = field(default_factory=list, repr=False)
-    """Bootstrap parameter sets (for prediction intervals); not in the JSON."""
+    """Bootstrap parameter sets behind the intervals (for prediction intervals); empty when no interval is
+    given (no bootstrap, or one withheld: see ci_note); not in the JSON."""
+    n_bootstrap_requested: int = 0
+    n_bootstrap_kept: int = 0
+    """Resamples whose refit succeeded (the rest had too few distinct points or diverged)."""
+    bootstrap_unit: str | None = None
+    """'runs' (whole groups resampled) or 'points'; None without bootstrap."""
+    n_groups: int | None = None
+    ci_note: str | None = None
+    """Why there is no interval, or the caveat the interval carries; None when there is nothing to say."""
 
     def to_json(self) -> dict:
         return {"law": self.law, "formula": get_law(self.law).formula, "params": self.params, "ci": self.ci,
                 "r2": self.r2, "n_points": self.n_points, "method": self.method, "objective": self.objective,
                 "n_starts": self.n_starts, "converged_starts": self.converged_starts,
-                "n_bootstrap": len(self.boot)}
+                "n_bootstrap_requested": self.n_bootstrap_requested, "n_bootstrap_kept": self.n_bootstrap_kept,
+                "bootstrap_unit": self.bootstrap_unit, "n_groups": self.n_groups, "ci_note": self.ci_note}
 
     def predict(self, **inputs) -> np.ndarray:
         return get_law(self.law).predict(self.params, **inputs)
@@ -174,10 +191,14 @@ def fit_varpro(law: Law, arrays: dict, n_grid: int = 60) -> tuple[np.ndarray, di
 # ---- the public entry point ----------------------------------------------------------------------------
 def fit(law: str, *, loss, N=None, D=None, C=None, method: str = "huber", bootstrap: int = 0, seed: int = 0,
         groups=None, starts: int | str = "all", boot_starts: int = 4, delta: float = HUBER_DELTA,
-        grid: dict | None = None) -> FitResult:
+        grid: dict | None = None, allow_partial_bootstrap: bool = False) -> FitResult:
     """Fit `law` to points (N, D, C, loss). bootstrap > 0 resamples points (or whole `groups`, e.g. runs) with
     replacement and refits from the full-data optimum plus the `boot_starts` best grid starts (95% intervals).
-    `grid` replaces the law's multi-start grid ({θ name: values}). Deterministic given `seed`."""
+    `grid` replaces the law's multi-start grid ({θ name: values}). Deterministic given `seed`.
+
+    Nothing is dropped silently: the result counts the resamples kept; with fewer than MIN_BOOT_KEPT of them
+    the interval is withheld (unless `allow_partial_bootstrap`), with fewer than MIN_BOOT_GROUPS groups the
+    bootstrap resamples points and says so, and a zero-width interval is never returned; `ci_note` says why."""
     import dataclasses
 
     lw = get_law(law)
@@ -188,11 +209,39 @@ def fit(law: str, *, loss, N=None, D=None, C=None, method: str = "huber", bootst
     arrays = check_inputs(lw, loss, N=N, D=D, C=C)
     th, x0, obj, n_starts, conv = _fit_arrays(lw, arrays, method, starts, delta)
     params = {k: float(v) for k, v in lw.to_params(th, x0).items()}
+    unit, n_groups, notes = None, None, []
+    if bootstrap > 0:
+        unit = "points"
+        if groups is not None:
+            n_groups = len(_group_members(groups, len(arrays["loss"])))
+            if n_groups >= MIN_BOOT_GROUPS:
+                unit = "runs"
+            else:
+                notes.append(f"bootstrap over points, not runs: {n_groups} run{'s' * (n_groups != 1)} < "
+                             f"{MIN_BOOT_GROUPS} needed to resample runs; points of one run are correlated, so "
+                             "the interval understates the uncertainty")
+                groups = None
     boot = _bootstrap(lw, arrays, method, th, x0, bootstrap, seed, groups, boot_starts, delta)
+    kept = len(boot)
+    if bootstrap > 0 and kept < MIN_BOOT_KEPT * bootstrap:
+        short = (f"only {kept} of {bootstrap} bootstrap resamples could be fitted (< {MIN_BOOT_KEPT:.0%}); the "
+                 "ones that fit are a biased subset")
+        if allow_partial_bootstrap:
+            notes.append(f"interval from {short} (printed on request: --allow-partial-bootstrap)")
+        else:
+            notes.append(f"no interval: {short} (--allow-partial-bootstrap prints it anyway)")
+            boot = []
     ci = {k: [float(np.quantile([b[k] for b in boot], 0.025)), float(np.quantile([b[k] for b in boot], 0.975))]
           for k in lw.params} if boot else {}
+    flat = [k for k, (lo, hi) in ci.items() if not hi - lo > 1e-9 * max(abs(lo), abs(hi), 1e-300)]
+    if flat:
+        notes.append(f"no interval: every bootstrap resample gave the same {', '.join(flat)} (a zero-width "
+                     "interval is not a 95% CI)")
+        ci, boot = {}, []
     return FitResult(law=law, params=params, ci=ci, r2=r_squared(lw, params, arrays), n_points=len(arrays["loss"]),
-                     method=method, objective=obj, n_starts=n_starts, converged_starts=conv, x0=x0, boot=boot)
+                     method=method, objective=obj, n_starts=n_starts, converged_starts=conv, x0=x0, boot=boot,
+                     n_bootstrap_requested=max(bootstrap, 0), n_bootstrap_kept=kept, bootstrap_unit=unit,
+                     n_groups=n_groups, ci_note="; ".join(notes) or None)
 
 
 def _fit_arrays(lw: Law, arrays: dict, method: str, starts, delta):

@@ -25,7 +25,7 @@ def frontier(c: np.ndarray, loss: np.ndarray) -> np.ndarray:
 
 def predict_extrapolation(c: np.ndarray, loss: np.ndarray, fit_max_compute: float, targets, law: str = "gpt4-c",
                           use_frontier: bool = False, bootstrap: int = 200, seed: int = 0, groups=None,
-                          actual: dict[float, float] | None = None) -> dict:
+                          actual: dict[float, float] | None = None, allow_partial_bootstrap: bool = False) -> dict:
     """Fit `law` only on points with C <= fit_max_compute, predict the loss at each target C with a 95%
     bootstrap interval; where `actual` (target C -> observed loss) is given, report the relative error."""
     c, loss = np.asarray(c, float), np.asarray(loss, float)
@@ -33,16 +33,18 @@ def predict_extrapolation(c: np.ndarray, loss: np.ndarray, fit_max_compute: floa
     if use_frontier:
         sel = sel[frontier(c[sel], loss[sel])]
     g = None if groups is None else np.asarray(groups)[sel]
-    res = fit(law, C=c[sel], loss=loss[sel], bootstrap=bootstrap, seed=seed, groups=g)
+    res = fit(law, C=c[sel], loss=loss[sel], bootstrap=bootstrap, seed=seed, groups=g,
+              allow_partial_bootstrap=allow_partial_bootstrap)
     t = np.atleast_1d(np.asarray(targets, float))
     point, lo, hi = res.predict_ci(C=t)
     preds = []
     for i, ct in enumerate(t):
-        row = {"C": float(ct), "predicted": float(point[i]), "ci": [float(lo[i]), float(hi[i])],
-               "compute_ratio": float(ct / c[sel].max())}
+        ci = [float(lo[i]), float(hi[i])] if res.boot else None  # no interval: the fit's ci_note says why
+        row = {"C": float(ct), "predicted": float(point[i]), "ci": ci, "compute_ratio": float(ct / c[sel].max())}
         if actual and float(ct) in actual:
             a = actual[float(ct)]
-            row.update(actual=a, rel_error=float((point[i] - a) / a), in_ci=bool(lo[i] <= a <= hi[i]))
+            row.update(actual=a, rel_error=float((point[i] - a) / a),
+                       in_ci=bool(lo[i] <= a <= hi[i]) if ci else None)
         preds.append(row)
     return {"fit": res.to_json(), "fit_max_compute": float(fit_max_compute), "fit_points": len(sel),
             "frontier": use_frontier, "predictions": preds, "_fit": res}
@@ -98,11 +100,12 @@ def _inverse_c(law: str, params: dict, loss: np.ndarray) -> np.ndarray:
 
 
 def slowdown(base_c, base_loss, c, loss, c_processed=None, law: str = "kaplan-c", bootstrap: int = 200,
-             seed: int = 0, groups=None) -> dict:
+             seed: int = 0, groups=None, allow_partial_bootstrap: bool = False) -> dict:
     """Fit the baseline L(C); for each point of the other series, the baseline compute C_match reaching the
     same loss and the ratio C / C_match (>1: the series needed more compute than the baseline = a slowdown),
     with bootstrap intervals over the baseline fit; also against actually-processed compute if given."""
-    res = fit(law, C=base_c, loss=base_loss, bootstrap=bootstrap, seed=seed, groups=groups)
+    res = fit(law, C=base_c, loss=base_loss, bootstrap=bootstrap, seed=seed, groups=groups,
+              allow_partial_bootstrap=allow_partial_bootstrap)
     c, loss = np.asarray(c, float), np.asarray(loss, float)
     match = _inverse_c(law, res.params, loss)
     boot = np.array([_inverse_c(law, p, loss) for p in res.boot]) if res.boot else None

@@ -70,18 +70,35 @@ def test_generate_until_matches_greedy_and_cuts_at_stop():
     runner = HFRunner(model, tok, batch_size=2)
     ctxs = ["Q: What is 1 plus 1?\n\nA:", "Once upon a time", "x"]
     outs = runner.generate_until([GenRequest(c, (), 6) for c in ctxs])
+    refs = []
     for c, o in zip(ctxs, outs):
         ids = tok(c, add_special_tokens=False).input_ids
         with torch.no_grad():
             ref = model.generate(torch.tensor([ids]), max_new_tokens=6, do_sample=False,
                                  pad_token_id=tok.pad_token_id)
-        assert o == tok.decode(ref[0, len(ids):], skip_special_tokens=True)
-    stop = outs[0][2:4]
-    if stop.strip():
+        refs.append(ref[0, len(ids):].tolist())
+        assert o == tok.decode(refs[-1], skip_special_tokens=True)
+    # stop string = the third greedy token's text: the output is the two tokens before it, and generation
+    # stops as soon as it appears (3 forward passes, not 6)
+    head, stop = tok.decode(refs[0][:2]), tok.decode(refs[0][2:3])
+    assert stop.strip() and stop not in head and outs[0].startswith(head + stop), (outs[0], stop)
+    calls = []
+    handle = model.register_forward_hook(lambda *a: calls.append(1))
+    try:
         cut = runner.generate_until([GenRequest(ctxs[0], (stop,), 6)])[0]
-        assert stop not in cut and outs[0].startswith(cut)
-    beams = runner.generate_until([GenRequest(ctxs[1], (), 4, num_beams=4, length_penalty=0.6)])
-    assert isinstance(beams[0], str)
+    finally:
+        handle.remove()
+    assert cut == head and len(calls) == 3
+    assert runner.generate_until([GenRequest(ctxs[0], ("no such stop", stop), 6)])[0] == head  # any of several
+    # beam search is HF's (same beams, length penalty, early stopping), and differs from greedy here
+    for c, greedy in zip(ctxs, refs):
+        ids = tok(c, add_special_tokens=False).input_ids
+        with torch.no_grad():
+            ref = model.generate(torch.tensor([ids]), max_new_tokens=4, do_sample=False, num_beams=4,
+                                 length_penalty=0.6, early_stopping=True, pad_token_id=tok.pad_token_id)
+        assert ref[0, len(ids):].tolist() != greedy[:4]  # so a dropped num_beams would show
+        beams = runner.generate_until([GenRequest(c, (), 4, num_beams=4, length_penalty=0.6)])
+        assert beams == [tok.decode(ref[0, len(ids):], skip_special_tokens=True)]
 
 
 def test_too_long_context_is_a_user_error():

@@ -70,7 +70,15 @@ def test_standard_errors():
     rows = [(-1.0, 1), (-2.0, 1), (-3.0, 2)]
     assert S.token_perplexity(rows) == pytest.approx(math.exp(6 / 4))
     se1 = S.bootstrap_se(rows, S.token_perplexity, iters=200, seed=3)
-    assert se1 == S.bootstrap_se(rows, S.token_perplexity, iters=200, seed=3) and se1 > 0
+    assert se1 == S.bootstrap_se(rows, S.token_perplexity, iters=200, seed=3)
+    # the exact bootstrap SE: the std of the statistic over all 3^3 equally likely resamples
+    import itertools
+
+    reps = [S.token_perplexity([rows[i] for i in idx]) for idx in itertools.product(range(3), repeat=3)]
+    exact = math.sqrt(sum((r - sum(reps) / 27) ** 2 for r in reps) / 27)
+    assert S.bootstrap_se(rows, S.token_perplexity, iters=20000, seed=3) == pytest.approx(exact, rel=0.03)
+    assert se1 == pytest.approx(exact, rel=0.25)
+    assert S.bootstrap_se([(-1.0, 1)] * 5, S.token_perplexity, iters=50) == pytest.approx(0, abs=1e-12)  # no spread
 
 
 def test_config_is_documented():

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from lmlab.cli_options import option
+from lmlab.cli_options import check_number, option
 
 # option defaults and help live in FewshotConfig and dirty_flags' signature (read without importing them)
 _F, _DIRTY = "lmlab.evals.fewshot.evaluate:FewshotConfig", "lmlab.evals.fewshot.contamination:dirty_flags"
@@ -45,6 +45,10 @@ def fewshot_cmd(
     cfg = FewshotConfig(**given(model=model, tasks=task, shots=shots, limit=limit, seed=seed, batch_size=batch_size,
                                 max_length=max_length, num_beams=num_beams, length_penalty=length_penalty))
     parse_shots(cfg.shots)
+    for name, v in (("--limit", limit), ("--batch-size", batch_size), ("--max-length", max_length),
+                    ("--num-beams", num_beams)):
+        check_number(v, name, minimum=1)
+    check_number(threads, "--threads", minimum=0)
     if dry_run:
         print_dry_run(cfg, "lmlab eval fewshot")
         return
@@ -60,8 +64,8 @@ def fewshot_cmd(
         print(json.dumps(payload))
     else:
         for r in curve_table(results):
-            print(f"{r['task']:>12} K={r['K']:<3} {r['metric']} = {r['value']:.4f} ± {r['se']:.4f} (n={r['n']}, "
-                  f"shots used {r['shots_used_mean']:.1f})")
+            print(f"{r['task']:>12} K={r['K']:<3} {r['metric']} = {r['value']:.4f} (se {r['se']:.4f}, 95% CI "
+                  f"[{r['ci'][0]:.4f}, {r['ci'][1]:.4f}], n={r['n']}, shots used {r['shots_used_mean']:.1f})")
 
 
 def contamination_cmd(
@@ -86,6 +90,16 @@ def contamination_cmd(
     from lmlab.evals.fewshot.contamination import clean_scores, dirty_flags, example_texts
     from lmlab.evals.fewshot.tasks import get_task
 
+    check_number(limit, "--limit", minimum=1), check_number(n, "--n", minimum=1)
+    check_number(min_n, "--min-n", minimum=1), check_number(shots, "--shots", minimum=0)
+    check_number(threads, "--threads", minimum=0)
+    if records is not None:  # before the corpus scan: a wrong path fails at once
+        from lmlab.errors import DataError
+
+        for f in (records, records.with_suffix(".json")):
+            if not f.is_file():
+                raise DataError(f"--records: no file {f}", "pass the <task>_k<K>.jsonl of `lmlab eval fewshot --out "
+                                "DIR` (its <task>_k<K>.json summary must sit beside it)")
     t = get_task(task)
     texts = example_texts(t, limit)
     docs = iter_documents(corpus, split)
@@ -103,7 +117,7 @@ def contamination_cmd(
     elif records is not None:
         from lmlab.io import read_json, read_jsonl
 
-        rows = read_jsonl(records)
+        rows = read_jsonl(records, own_log=False)  # a file the user names: every line counts
         summary = read_json(records.with_suffix(".json"))
         if any(r["i"] >= len(dirty) for r in rows):
             from lmlab.errors import ConfigError

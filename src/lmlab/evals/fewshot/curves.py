@@ -24,15 +24,10 @@ def parse_list(text: str, what: str) -> list[str]:
 
 
 def parse_shots(text: str) -> list[int]:
-    from lmlab.errors import ConfigError
+    """The shot counts K of `--shots` ("0,1,10"): integers >= 0, at least one (the CLI's shared list parser)."""
+    from lmlab.cli_options import parse_list as parse_values
 
-    try:
-        ks = [int(x) for x in parse_list(text, "shot counts")]
-    except ValueError as e:
-        raise ConfigError(f"--shots {text!r} is not a comma-separated list of integers", "e.g. --shots 0,1,10") from e
-    if any(k < 0 for k in ks):
-        raise ConfigError(f"--shots {text!r} has a negative count", "K >= 0")
-    return ks
+    return parse_values(str(text), "--shots", int, minimum=0, example="0,1,10")
 
 
 def cell_name(task: str, k: int) -> str:
@@ -87,7 +82,8 @@ def _log(msg: str) -> None:
 
 
 def plot_curves(results: list[dict], out_png: Path, title: str = "in-context learning curves") -> Path:
-    """Primary metric vs K per task, error bars = 95 % normal intervals (1.96 standard errors)."""
+    """Primary metric vs K per task, error bars = 95 % intervals (`score.metric_ci`: Wilson for accuracies and
+    exact match, so never below 0 % or above 100 %; 1.96 standard errors for other metrics)."""
     from lmlab.report.plots import pyplot, save_png
 
     plt = pyplot()
@@ -100,7 +96,9 @@ def plot_curves(results: list[dict], out_png: Path, title: str = "in-context lea
         m = rows[0]["primary_metric"]
         xs = [r["shots"] for r in rows]
         ys = [100 * r["metrics"][m] for r in rows]
-        es = [196 * r["se"][m] if not math.isnan(r["se"][m]) else 0 for r in rows]
+        cis = [[100 * v for v in _ci(r)] for r in rows]
+        es = [[0 if math.isnan(lo) else y - lo for y, (lo, _) in zip(ys, cis)],
+              [0 if math.isnan(hi) else hi - y for y, (_, hi) in zip(ys, cis)]]
         ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=f"{name} ({m})")
     ax.set_xscale("symlog", linthresh=1)
     ks = sorted({r["shots"] for r in results})
@@ -119,5 +117,13 @@ def curve_table(results: list[dict]) -> list[dict[str, Any]]:
     for r in results:
         m = r["primary_metric"]
         rows.append({"task": r["task"], "K": r["shots"], "metric": m, "value": r["metrics"][m], "se": r["se"][m],
-                     "n": r["n"], "shots_used_mean": r["shots_used_mean"], "seconds": r["seconds"]})
+                     "ci": _ci(r), "n": r["n"], "shots_used_mean": r["shots_used_mean"], "seconds": r["seconds"]})
     return rows
+
+
+def _ci(summary: dict) -> list[float]:
+    """95% interval of a cell's primary metric (Wilson for proportions; see score.metric_ci)."""
+    from lmlab.evals.fewshot.score import metric_ci
+
+    m = summary["primary_metric"]
+    return metric_ci(m, summary["metrics"][m], summary["se"][m], summary["n"])

@@ -17,9 +17,11 @@ def demo_stage(out: Path, quick: bool):
     results = run_grid(cfg, out / "fewshot")  # resumable: a re-run reuses finished cells
     png = plot_curves(results, out / "fewshot_curve.png", "SmolLM2-135M: 2D+ exact match vs K (95 % CI)")
     rows = curve_table(results)
-    table = {f"K = {r['K']}": f"{100 * r['value']:.1f} % ± {100 * r['se']:.1f} (n = {r['n']})" for r in rows}
+    table = {f"K = {r['K']}": f"{100 * r['value']:.1f} % [{100 * r['ci'][0]:.1f}, {100 * r['ci'][1]:.1f}] "
+                              f"(n = {r['n']})" for r in rows}
     text = ("GPT-3's protocol (Brown et al. 2020, §2.4): K demonstrations drawn per example (seeded) from a separate "
             "pool, 'Q: What is 48 plus 76?\\n\\nA:' prompts, greedy generation until a newline, exact match. "
-            "Error bars: 95 % normal intervals from the closed-form standard error.")
+            "Error bars and brackets: 95 % Wilson intervals (exact match is a proportion; a normal interval "
+            "would reach below 0 % at small accuracies).")
     return (Section("Few-shot in-context learning (GPT-3 protocol)", text=text, table=table, images=[str(png)]),
             {"task": "2D+", "curve": rows})

@@ -15,7 +15,8 @@ equality) and SQuAD token `f1`. Cloze: `acc` = the gold continuation is the gree
 `perplexity` = exp(-sum log p / sum tokens). Rolling: word/byte perplexity and bits per byte.
 
 Standard errors: closed form for means (sample std with ddof=1 over sqrt(n), as lm-eval); a seeded bootstrap
-for ratios (perplexities, bits per byte).
+for ratios (perplexities, bits per byte). 95% intervals (`metric_ci`): Wilson for proportions (`acc*`,
+`exact_match`: 0/1 per example), never p ± 1.96 se, which leaves [0, 1]; value ± 1.96 se for the rest.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 
 MC_METRICS = ("acc", "acc_token", "acc_char", "acc_byte", "acc_uncond")
+PROPORTION_METRICS = (*MC_METRICS, "exact_match")
+"""Metrics that are 0/1 per example, so their mean is a proportion (Wilson interval)."""
 
 
 def mc_predictions(lls: Sequence[float], n_tokens: Sequence[int], choices: Sequence[str],
@@ -82,6 +85,19 @@ def mean_se(values: Sequence[float]) -> tuple[float, float]:
         return m, float("nan")
     var = sum((v - m) ** 2 for v in values) / (n - 1)
     return m, math.sqrt(var / n)
+
+
+def metric_ci(metric: str, value: float, se: float, n: int, z: float = 1.96) -> list[float]:
+    """95% interval of an aggregated metric over n examples: Wilson for proportions (PROPORTION_METRICS),
+    value ± z·se otherwise (clipped to [0, 1] for f1); [nan, nan] when there is nothing to go on."""
+    from lmlab.stats import wilson_ci
+
+    if metric in PROPORTION_METRICS:
+        return wilson_ci(value, n, z)
+    if se is None or math.isnan(se) or math.isnan(value):
+        return [math.nan, math.nan]
+    lo, hi = value - z * se, value + z * se
+    return [max(lo, 0.0), min(hi, 1.0)] if metric == "f1" else [lo, hi]
 
 
 def bootstrap_se(rows: Sequence, stat: Callable[[Sequence], float], iters: int = 1000, seed: int = 0) -> float:

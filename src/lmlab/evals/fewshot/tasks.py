@@ -204,7 +204,7 @@ def load_task_file(path: Path) -> Task:
 
         if split not in data:
             raise TaskError(f"task {spec.name}: no split '{split}'", f"splits: {', '.join(data)}")
-        docs = read_jsonl(data[split])
+        docs = read_jsonl(data[split], own_log=False)  # user data: every line counts
         for i, d in enumerate(docs):
             if not isinstance(d, dict):
                 raise TaskError(f"task {spec.name}, example {i} of {data[split].name} is not a JSON object",

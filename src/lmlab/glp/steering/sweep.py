@@ -176,7 +176,7 @@ def steer_sweep(cfg: SteerSweepConfig, out: str | Path, progress: bool = True) -
     prompts, kw = load_prompts(cfg.prompts, cfg.n_prompts), keywords(cfg.concept) if cfg.concept else None
     norm, mean = store.stats["mean_norm"], store.stats["mean"].float()
     log = out / "conditions.jsonl"
-    done = {(r["mode"], r["r"]) for r in read_jsonl(log)} if log.is_file() else set()
+    done = {(r["mode"], r["r"]) for r in read_jsonl(log, own_log=True)} if log.is_file() else set()
     todo = [(m, r) for r in cfg.rs for m in cfg.modes if (m, r) not in done]
     for i, (m, r) in enumerate(todo):
         row = run_condition(model, tok, store.layer, prompts, d, mean, m, r * norm, glp, cfg, kw)
@@ -187,7 +187,7 @@ def steer_sweep(cfg: SteerSweepConfig, out: str | Path, progress: bool = True) -
             print(f"[{i + 1}/{len(todo)}] {m} r={r}: NLL {sum(row['nll']) / len(row['nll']):.3f} concept "
                   f"{sum(row['concept']) / len(row['concept']):.3f} retention {row['retention']:.3f} "
                   f"{row['tokens_per_s']:.1f} tok/s", file=sys.stderr)
-    rows = [r for r in read_jsonl(log) if r["mode"] in cfg.modes and r["r"] in cfg.rs]
+    rows = [r for r in read_jsonl(log, own_log=True) if r["mode"] in cfg.modes and r["r"] in cfg.rs]
     summary = summarise(rows, cfg.n_boot, cfg.seed)
     summary.update(direction=d.name, s_pos=d.s_pos, s_neg=d.s_neg, mean_norm=norm, layer=store.layer,
                    model=store.model, n_prompts=len(prompts), sigma_s=cfg.sigma_s, steps=cfg.steps)
