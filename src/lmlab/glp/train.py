@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import math
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -22,7 +21,7 @@ import numpy as np
 import torch
 
 from lmlab import dist
-from lmlab.acts.store import batch_rows, prefetch, split_rows
+from lmlab.acts.store import batch_rows, split_rows
 from lmlab.config import check_literal, from_dict, preset
 from lmlab.errors import ConfigError, DataError, NonFiniteLoss
 from lmlab.glp.flow import fm_loss, sample_sigma
@@ -226,7 +225,6 @@ def train_glp(cfg: GLPTrainConfig, out: str | Path, resume: bool = False, progre
     """Train to cfg.max_steps; RUN/{config.json, metrics.jsonl, runs.csv, ckpt/, glp.safetensors, summary.json}."""
     from lmlab import runs
     from lmlab.acts.store import ActivationStore
-    from lmlab.progress import train_bar
     from lmlab.runs import checkpoint
     from lmlab.runs.mfu import peak_flops
 
@@ -253,30 +251,22 @@ def train_glp(cfg: GLPTrainConfig, out: str | Path, resume: bool = False, progre
 
         model = DDP(glp, device_ids=[device.index] if device.type == "cuda" else None)
     ev, n = heldout_set(store, held, cfg, glp, device), sum(p.numel() for p in glp.net.parameters())
-    evals, last = set(checkpoint_steps(cfg.max_steps)), {}
-    peak = peak_flops(device, cfg.dtype) * world
-    with train_bar(progress and dist.is_main(), cfg.max_steps, start) as bar:
-        batches = prefetch(lambda s: load_batch(cfg, store, train_rows, s, rank, world, device),
-                           range(start, cfg.max_steps))
-        t0 = time.perf_counter()
-        for step, batch in zip(range(start, cfg.max_steps), batches):
-            for gr in opt.param_groups:
-                gr["lr"] = lr_at(cfg, step)
-            loss, done = train_step(cfg, model, glp, opt, batch, step, world), step + 1
-            if ema is not None:
-                _ema_update(ema, glp.net, min(cfg.ema, (1 + step) / (10 + step)))
-            sps = cfg.batch_size / max(time.perf_counter() - t0, 1e-9)  # activations/s, data wait included
-            row = {"step": done, "loss": loss, "lr": opt.param_groups[0]["lr"], "tokens_per_sec": sps,
-                   "mfu": sps * 6 * n / peak}
-            if dist.is_main() and (runs.due(done, cfg.log_every, 0) or done in evals):
-                append_jsonl(out / runs.METRICS, row)
-            if done in evals and dist.is_main():
-                last = _eval_row(cfg, out, runs_csv, scored, ev, n, done, loss)
-            if runs.due(done, cfg.ckpt_every, cfg.max_steps) and dist.is_main():
-                checkpoint.save(out, saved, opt, {"step": done})
-            dist.barrier()
-            bar(done, row)
-            t0 = time.perf_counter()  # evals and checkpoints are not counted as training time
+
+    def step_fn(step: int, batch) -> dict:
+        for gr in opt.param_groups:
+            gr["lr"] = lr_at(cfg, step)
+        loss = train_step(cfg, model, glp, opt, batch, step, world)
+        if ema is not None:
+            _ema_update(ema, glp.net, min(cfg.ema, (1 + step) / (10 + step)))
+        return {"loss": loss, "lr": opt.param_groups[0]["lr"]}
+
+    # MFU with the paper's 6 N FLOPs per activation (the time path the trainer deduplicates is counted)
+    last = runs.train_loop(out, range(start, cfg.max_steps),
+                           lambda s: load_batch(cfg, store, train_rows, s, rank, world, device), step_fn,
+                           batch_size=cfg.batch_size, flops_per_sample=6 * n, peak=peak_flops(device, cfg.dtype) * world,
+                           log_every=cfg.log_every, ckpt_every=cfg.ckpt_every, evals=set(checkpoint_steps(cfg.max_steps)),
+                           on_eval=lambda done, m: _eval_row(cfg, out, runs_csv, scored, ev, n, done, m["loss"]),
+                           save=lambda done: checkpoint.save(out, saved, opt, {"step": done}), progress=progress)
     if ema is not None and dist.is_main():
         save_safetensors(out / "glp.raw.safetensors", glp.state_dict())
     summary = _finish(cfg, out, scored, n, last) if dist.is_main() else {}

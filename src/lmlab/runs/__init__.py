@@ -93,3 +93,39 @@ def checkpoint_steps(max_steps: int, per_decade: int = 4) -> list[int]:
     max_steps."""
     pts = {int(round(10 ** (k / per_decade))) for k in range(int(per_decade * math.log10(max_steps)) + 1)}
     return sorted(s for s in pts | {max_steps} if 1 <= s <= max_steps)
+
+
+def train_loop(out: Path, steps: range, load, step_fn, *, batch_size: int, flops_per_sample: float, peak: float,
+               log_every: int, ckpt_every: int, evals: set[int], on_eval, save, progress: bool,
+               label: str = "train") -> dict:
+    """The loop of the trainers on activation stores (GLP, SAE), torchrun-aware:
+    batches load(s) prefetched one step ahead (acts.store.prefetch); step_fn(s, batch) -> metrics (with "loss");
+    a metrics.jsonl row every log_every steps and at eval steps, with throughput (samples/s, data wait included,
+    evals and checkpoints excluded) and MFU = samples/s x flops_per_sample / peak; on_eval(done, metrics) -> the
+    eval dict at the steps in `evals`; save(done) every ckpt_every steps and at the end (rank 0). Returns the
+    last eval dict."""
+    import time
+
+    from lmlab import dist
+    from lmlab.acts.store import prefetch
+    from lmlab.io import append_jsonl
+    from lmlab.progress import train_bar
+
+    last: dict = {}
+    total = steps.stop
+    with train_bar(progress and dist.is_main(), total, steps.start, label) as bar:
+        t0 = time.perf_counter()
+        for s, batch in zip(steps, prefetch(load, steps)):
+            m, done = step_fn(s, batch), s + 1
+            sps = batch_size / max(time.perf_counter() - t0, 1e-9)
+            row = {"step": done, **m, "tokens_per_sec": sps, "mfu": sps * flops_per_sample / peak}
+            if dist.is_main() and (due(done, log_every, 0) or done in evals):
+                append_jsonl(out / METRICS, row)
+            if done in evals and dist.is_main():
+                last = on_eval(done, m)
+            if due(done, ckpt_every, total) and dist.is_main():
+                save(done)
+            dist.barrier()
+            bar(done, row)
+            t0 = time.perf_counter()  # evals and checkpoints are not counted as training time
+    return last

@@ -14,7 +14,6 @@ Exact resume: model, Adam state, the fired-step counters and RNG states are chec
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -23,7 +22,7 @@ import numpy as np
 import torch
 
 from lmlab import dist
-from lmlab.acts.store import batch_rows, prefetch, split_rows
+from lmlab.acts.store import batch_rows, split_rows
 from lmlab.config import check_literal, preset
 from lmlab.errors import ConfigError, DataError, NonFiniteLoss
 from lmlab.io import append_jsonl, save_safetensors, write_json
@@ -216,7 +215,6 @@ def train_sae(cfg: SAETrainConfig, out: str | Path, resume: bool = False, progre
     summary.json}. torchrun-aware; exact resume with resume=True."""
     from lmlab import runs
     from lmlab.acts.store import ActivationStore
-    from lmlab.progress import train_bar
     from lmlab.runs import checkpoint, checkpoint_steps
     from lmlab.runs.mfu import peak_flops
 
@@ -241,27 +239,17 @@ def train_sae(cfg: SAETrainConfig, out: str | Path, resume: bool = False, progre
         wrapped = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
     rng = np.random.default_rng([cfg.seed, 2])
     x_held = store.get(np.sort(rng.choice(held, size=min(cfg.eval_rows, len(held)), replace=False))).to(device)
-    evals, last = set(checkpoint_steps(cfg.max_steps)), {}
     # training FLOPs per token: the dense encoder forward (2 n d) and its weight gradient (2 n d); the sparse
     # decoder's 2 k d per pass is negligible at k << n
-    fpt, peak = 4 * model.sae.cfg.n_latents * store.d_model, peak_flops(device, cfg.dtype) * world
-    with train_bar(progress and dist.is_main(), cfg.max_steps, start, "sae") as bar:
-        batches = prefetch(lambda s: load_batch(cfg, store, train_rows, s, rank, world, device),
-                           range(start, cfg.max_steps))
-        t0 = time.perf_counter()
-        for step, x in zip(range(start, cfg.max_steps), batches):
-            m, done = train_step(cfg, model, opt, x, step, total_var, world, wrapped), step + 1
-            tps = cfg.batch_size / max(time.perf_counter() - t0, 1e-9)  # activations/s, data wait included
-            row = {"step": done, **m, "tokens_per_sec": tps, "mfu": tps * fpt / peak}
-            if dist.is_main() and (runs.due(done, cfg.log_every, 0) or done in evals):
-                append_jsonl(out / runs.METRICS, row)
-            if done in evals and dist.is_main():
-                last = _eval_row(cfg, out, runs_csv, model.sae, x_held, done, m)
-            if runs.due(done, cfg.ckpt_every, cfg.max_steps) and dist.is_main():
-                checkpoint.save(out, model, opt, {"step": done})
-            dist.barrier()
-            bar(done, row)
-            t0 = time.perf_counter()
+    last = runs.train_loop(out, range(start, cfg.max_steps),
+                           lambda s: load_batch(cfg, store, train_rows, s, rank, world, device),
+                           lambda s, x: train_step(cfg, model, opt, x, s, total_var, world, wrapped),
+                           batch_size=cfg.batch_size, flops_per_sample=4 * model.sae.cfg.n_latents * store.d_model,
+                           peak=peak_flops(device, cfg.dtype) * world, log_every=cfg.log_every,
+                           ckpt_every=cfg.ckpt_every, evals=set(checkpoint_steps(cfg.max_steps)),
+                           on_eval=lambda done, m: _eval_row(cfg, out, runs_csv, model.sae, x_held, done, m),
+                           save=lambda done: checkpoint.save(out, model, opt, {"step": done}), progress=progress,
+                           label="sae")
     summary = _finish(cfg, out, model.sae, store, last) if dist.is_main() else {}
     dist.barrier()
     if owns:
