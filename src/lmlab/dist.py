@@ -91,3 +91,13 @@ def print0(*args, **kwargs) -> None:
     """print() on rank 0 only (to stderr: stdout is reserved for --json output)."""
     if is_main():
         print(*args, file=kwargs.pop("file", sys.stderr), **kwargs)
+
+
+def ddp(module, device):
+    """`module` wrapped in torch's DistributedDataParallel when launched by torchrun with several ranks (applied
+    from outside the model, torchtitan-style), else `module` itself."""
+    if world_size() == 1:
+        return module
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    return DDP(module, device_ids=[device.index] if device.type == "cuda" else None)

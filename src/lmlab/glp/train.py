@@ -241,15 +241,10 @@ def train_glp(cfg: GLPTrainConfig, out: str | Path, resume: bool = False, progre
     scored = glp if ema is None else GLP(ema, glp.normalizer)  # what evaluations and the artifact use
     saved = glp.net if ema is None else torch.nn.ModuleDict({"net": glp.net, "ema": ema})  # checkpointed
     runs_csv = Path(cfg.runs_csv or out / runs.RUNS_CSV)
-    start = runs.start_run(out, asdict(cfg), resume, runs_csv, runs.run_name(out), what="GLP run")
-    if start:
-        checkpoint.load(checkpoint.latest(out), saved, opt)
+    start = runs.start_run(out, asdict(cfg), resume, runs_csv, runs.run_name(out), what="GLP run",
+                           restore=(saved, opt))
     dist.print0(glp.net.summary())
-    model = glp
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
-        model = DDP(glp, device_ids=[device.index] if device.type == "cuda" else None)
+    model = dist.ddp(glp, device)
     ev, n = heldout_set(store, held, cfg, glp, device), sum(p.numel() for p in glp.net.parameters())
 
     def step_fn(step: int, batch) -> dict:

@@ -383,12 +383,8 @@ def _saved_config(cfg: TrainConfig) -> dict:
 
 
 def _wrap(run: _Run, raw: GPT):
-    """DDP when launched by torchrun (applied from outside the model, torchtitan-style), then compile."""
-    model = raw
-    if run.world > 1:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
-        model = DDP(raw, device_ids=[run.device.index] if run.device.type == "cuda" else None)
+    """DDP when launched by torchrun (dist.ddp), then compile."""
+    model = dist.ddp(raw, run.device)
     if run.cfg.compile:
         model = torch.compile(model)
     return model

@@ -20,11 +20,13 @@ from pathlib import Path
 CONFIG, METRICS, SUMMARY, RUNS_CSV = "config.json", "metrics.jsonl", "summary.json", "runs.csv"
 
 
-def start_run(out: Path, config: dict, resume: bool, runs_csv: Path, name: str, what: str = "run") -> int:
+def start_run(out: Path, config: dict, resume: bool, runs_csv: Path, name: str, what: str = "run",
+              restore: tuple | None = None) -> int:
     """Check the run directory and return the step to start from (0 for a new run). torchrun-aware: rank 0
     writes, every rank returns the same step. A new run writes config.json and clears metrics.jsonl; a
     resumed one checks the config field by field, then rolls metrics.jsonl and runs.csv back to the step of
-    its checkpoint (the steps after it are re-run and re-logged)."""
+    its checkpoint (the steps after it are re-run and re-logged) and, given restore=(module, optimizer),
+    loads the checkpoint into them."""
     from lmlab import dist
     from lmlab.errors import ResumeMismatch
     from lmlab.io import read_json, write_json
@@ -54,6 +56,8 @@ def start_run(out: Path, config: dict, resume: bool, runs_csv: Path, name: str, 
         truncate_metrics(out / METRICS, step)
         table.drop_after(runs_csv, name, step)
     dist.barrier()
+    if restore is not None:
+        checkpoint.load(ck, *restore)
     return step
 
 

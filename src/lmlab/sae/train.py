@@ -228,15 +228,10 @@ def train_sae(cfg: SAETrainConfig, out: str | Path, resume: bool = False, progre
     train_rows, held = split_rows(store)
     model, opt, total_var = build_sae(cfg, store, device)
     runs_csv = Path(cfg.runs_csv or out / runs.RUNS_CSV)
-    start = runs.start_run(out, asdict(cfg), resume, runs_csv, runs.run_name(out), what="SAE run")
-    if start:
-        checkpoint.load(checkpoint.latest(out), model, opt)
+    start = runs.start_run(out, asdict(cfg), resume, runs_csv, runs.run_name(out), what="SAE run",
+                           restore=(model, opt))
     dist.print0(model.sae.summary())
-    wrapped = None
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
-        wrapped = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+    wrapped = dist.ddp(model, device)
     rng = np.random.default_rng([cfg.seed, 2])
     x_held = store.get(np.sort(rng.choice(held, size=min(cfg.eval_rows, len(held)), replace=False))).to(device)
     # training FLOPs per token: the dense encoder forward (2 n d) and its weight gradient (2 n d); the sparse
