@@ -564,3 +564,12 @@ def prefetch(load, steps, depth: int = 2):
         if isinstance(item, BaseException):
             raise item
         yield item
+
+
+def open_for_training(path: str | os.PathLike, batch_size: int, world: int):
+    """(store, train rows, held-out rows) for a trainer on a store; a global batch must split evenly over the
+    torchrun ranks."""
+    if batch_size % world:
+        raise ConfigError(f"batch_size {batch_size} not divisible by {world} ranks", "adjust batch_size")
+    store = ActivationStore.open(path)
+    return (store, *split_rows(store))

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from lmlab import dist
-from lmlab.acts.store import batch_rows, split_rows
+from lmlab.acts.store import batch_rows
 from lmlab.config import check_literal, from_dict, preset
 from lmlab.errors import ConfigError, DataError, NonFiniteLoss
 from lmlab.glp.flow import fm_loss, sample_sigma
@@ -224,7 +224,7 @@ def train_step(cfg, model, glp, opt, batch, step, world) -> float:
 def train_glp(cfg: GLPTrainConfig, out: str | Path, resume: bool = False, progress: bool = True) -> dict:
     """Train to cfg.max_steps; RUN/{config.json, metrics.jsonl, runs.csv, ckpt/, glp.safetensors, summary.json}."""
     from lmlab import runs
-    from lmlab.acts.store import ActivationStore
+    from lmlab.acts.store import open_for_training
     from lmlab.runs import checkpoint
     from lmlab.runs.mfu import peak_flops
 
@@ -232,10 +232,7 @@ def train_glp(cfg: GLPTrainConfig, out: str | Path, resume: bool = False, progre
     device = dist.device(cfg.device)
     dist.init(device.type)
     rank, world = dist.rank(), dist.world_size()
-    if cfg.batch_size % world:
-        raise ConfigError(f"batch_size {cfg.batch_size} not divisible by {world} ranks", "adjust batch_size")
-    store = ActivationStore.open(cfg.store)
-    train_rows, held = split_rows(store)
+    store, train_rows, held = open_for_training(cfg.store, cfg.batch_size, world)
     glp, opt = build_glp(cfg, store, device)
     ema = copy.deepcopy(glp.net).requires_grad_(False) if cfg.ema else None
     scored = glp if ema is None else GLP(ema, glp.normalizer)  # what evaluations and the artifact use

@@ -214,7 +214,7 @@ def train_sae(cfg: SAETrainConfig, out: str | Path, resume: bool = False, progre
     """Train to cfg.max_steps: RUN/{config.json, metrics.jsonl, runs.csv, ckpt/, sae.safetensors, sae.json,
     summary.json}. torchrun-aware; exact resume with resume=True."""
     from lmlab import runs
-    from lmlab.acts.store import ActivationStore
+    from lmlab.acts.store import open_for_training
     from lmlab.runs import checkpoint, checkpoint_steps
     from lmlab.runs.mfu import peak_flops
 
@@ -222,10 +222,7 @@ def train_sae(cfg: SAETrainConfig, out: str | Path, resume: bool = False, progre
     device = dist.device(cfg.device)
     dist.init(device.type)
     rank, world = dist.rank(), dist.world_size()
-    if cfg.batch_size % world:
-        raise ConfigError(f"batch_size {cfg.batch_size} not divisible by {world} ranks", "adjust batch_size")
-    store = ActivationStore.open(cfg.store)
-    train_rows, held = split_rows(store)
+    store, train_rows, held = open_for_training(cfg.store, cfg.batch_size, world)
     model, opt, total_var = build_sae(cfg, store, device)
     runs_csv = Path(cfg.runs_csv or out / runs.RUNS_CSV)
     start = runs.start_run(out, asdict(cfg), resume, runs_csv, runs.run_name(out), what="SAE run",

