@@ -31,3 +31,14 @@ def run_lmlab(*args: str, timeout: float = 600, env: dict | None = None, check: 
     if check and r.returncode != 0:
         raise AssertionError(f"lmlab {' '.join(args)} failed ({r.returncode}):\n{r.stderr[-3000:]}")
     return r
+
+
+def run_torchrun(*args: str, nproc: int = 2, timeout: float = 600, check: bool = True):
+    """`torchrun --standalone --nproc_per_node N -m lmlab ...` (gloo on CPU, one thread per rank); returns
+    CompletedProcess, failing with the ranks' stderr unless check=False."""
+    e = dict(os.environ, OMP_NUM_THREADS="1")
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
+                        "-m", "lmlab", *args], capture_output=True, text=True, timeout=timeout, env=e)
+    if check and r.returncode != 0:
+        raise AssertionError(f"torchrun lmlab {' '.join(args)} failed ({r.returncode}):\n{r.stderr[-3000:]}")
+    return r

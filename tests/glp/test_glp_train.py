@@ -105,18 +105,12 @@ def test_checkpoint_steps_are_log_spaced():
 @pytest.mark.dist
 def test_ddp_two_ranks_match_one(store, tmp_path):
     """torchrun --nproc_per_node 2 (gloo) follows the 1-process GLP loss curve at the same global batch."""
-    import os
-    import subprocess
-    import sys
 
     common = ["glp", "train", "--store", str(store), "--no-progress", "--set", f"net.d_in={D}", "--set", "max_steps=12",
               "--set", "log_every=1", "--set", "dtype=\"fp32\""]
-    from conftest import run_lmlab
+    from conftest import run_lmlab, run_torchrun
 
     run_lmlab(*common, "--out", str(tmp_path / "one"), check=True)
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                        "-m", "lmlab", *common, "--out", str(tmp_path / "two")], capture_output=True, text=True,
-                       timeout=600, env=dict(os.environ, OMP_NUM_THREADS="1"))
-    assert r.returncode == 0, r.stderr[-3000:]
+    run_torchrun(*common, "--out", str(tmp_path / "two"))
     one, two = _losses(tmp_path / "one"), _losses(tmp_path / "two")
     assert one.keys() == two.keys() and all(two[s] == pytest.approx(one[s], rel=1e-4) for s in one)

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_lmlab
+from conftest import ROOT, run_lmlab, run_torchrun
 
 from lmlab.config import apply_overrides, get_preset
 from lmlab.errors import DataError, NonFiniteLoss, ResumeMismatch
@@ -154,11 +154,7 @@ def test_ddp_two_processes_match_one(tiny_data, tmp_path):
     """torchrun --nproc_per_node 2 (gloo, CPU) follows the 1-process loss curve at the same global batch."""
     common = ["lm", "train", "--preset", "tiny", "--data", str(tiny_data), "--no-progress", "--max-steps", "20"]
     run_lmlab(*common, "--out", str(tmp_path / "one"), check=True)
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                        "-m", "lmlab", *common, "--out", str(tmp_path / "two")],
-                       capture_output=True, text=True, timeout=600, env=env)
-    assert r.returncode == 0, r.stderr[-3000:]
+    run_torchrun(*common, "--out", str(tmp_path / "two"))
     one, two = _losses(tmp_path / "one"), _losses(tmp_path / "two")
     assert one.keys() == two.keys()
     for s in one:

@@ -153,20 +153,14 @@ def test_cli_trains_and_bad_shape_is_one_line(store, tmp_path):
 def test_ddp_two_ranks_match_one(store, tmp_path):
     """torchrun --nproc_per_node 2 (gloo) follows the 1-process SAE loss curve at the same global batch (the loss
     is normalised by a constant and AuxK by an all-reduced residual norm; fired latents are all-reduced)."""
-    import os
-    import subprocess
-    import sys
 
-    from conftest import run_lmlab
+    from conftest import run_lmlab, run_torchrun
 
     common = ["sae", "train", "--store", str(store), "--no-progress", "--latents", "96", "--k", "3", "--set",
               "max_steps=15", "--set", "log_every=1", "--set", "batch_size=256", "--set", "dead_tokens=256",
               "--set", "init_rows=1000", "--set", "eval_rows=300"]
     run_lmlab(*common, "--out", str(tmp_path / "one"), check=True)
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                        "-m", "lmlab", *common, "--out", str(tmp_path / "two")], capture_output=True, text=True,
-                       timeout=600, env=dict(os.environ, OMP_NUM_THREADS="1"))
-    assert r.returncode == 0, r.stderr[-3000:]
+    run_torchrun(*common, "--out", str(tmp_path / "two"))
     one, two = _losses(tmp_path / "one"), _losses(tmp_path / "two")
     assert len(one) == len(two) == 15 and all(b == pytest.approx(a, rel=1e-4) for a, b in zip(one, two))
     rows = [json.loads(line) for line in (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()]
