@@ -95,8 +95,8 @@ def paper_loop(store, train_rows, glp, opt, batch: int, device):
 
 def lmlab_loop(cfg, store, train_rows, glp, opt, device):
     """An endless iterator of lmlab trainer steps, data prefetched one step ahead as in `train_glp`."""
-    from lmlab.acts.store import prefetch
     from lmlab.glp import train as T
+    from lmlab.runs import prefetch
 
     batches = prefetch(lambda s: T.load_batch(cfg, store, train_rows, s, 0, 1, device), range(10**9))
     for step, batch in enumerate(batches):

@@ -542,30 +542,6 @@ def batch_rows(train_rows: np.ndarray, batch_size: int, seed: int, step: int, ra
     return rows[rank::world]
 
 
-def prefetch(load, steps, depth: int = 2):
-    """Iterate load(step) for step in steps, computed `depth` steps ahead in a background thread: the memmap
-    gather and the host->device copy overlap the training step. An exception in the loader is raised in the
-    consumer's thread, never swallowed."""
-    import queue
-    import threading
-
-    q: queue.Queue = queue.Queue(maxsize=depth)
-
-    def work():
-        try:
-            for s in steps:
-                q.put(load(s))
-        except BaseException as e:  # re-raised in the consumer below, never swallowed
-            q.put(e)
-
-    threading.Thread(target=work, daemon=True).start()
-    for _ in steps:
-        item = q.get()
-        if isinstance(item, BaseException):
-            raise item
-        yield item
-
-
 def open_for_training(path: str | os.PathLike, batch_size: int, world: int):
     """(store, train rows, held-out rows) for a trainer on a store; a global batch must split evenly over the
     torchrun ranks."""

@@ -103,7 +103,7 @@ def train_loop(out: Path, steps: range, load, step_fn, *, batch_size: int, flops
                log_every: int, ckpt_every: int, evals: set[int], on_eval, save, progress: bool,
                label: str = "train") -> dict:
     """The loop of the trainers on activation stores (GLP, SAE), torchrun-aware:
-    batches load(s) prefetched one step ahead (acts.store.prefetch); step_fn(s, batch) -> metrics (with "loss");
+    batches load(s) prefetched one step ahead (`prefetch`); step_fn(s, batch) -> metrics (with "loss");
     a metrics.jsonl row every log_every steps and at eval steps, with throughput (samples/s, data wait included,
     evals and checkpoints excluded) and MFU = samples/s x flops_per_sample / peak; on_eval(done, metrics) -> the
     eval dict at the steps in `evals`; save(done) every ckpt_every steps and at the end (rank 0). Returns the
@@ -111,7 +111,6 @@ def train_loop(out: Path, steps: range, load, step_fn, *, batch_size: int, flops
     import time
 
     from lmlab import dist
-    from lmlab.acts.store import prefetch
     from lmlab.io import append_jsonl
     from lmlab.progress import train_bar
 
@@ -133,3 +132,27 @@ def train_loop(out: Path, steps: range, load, step_fn, *, batch_size: int, flops
             bar(done, row)
             t0 = time.perf_counter()  # evals and checkpoints are not counted as training time
     return last
+
+
+def prefetch(load, steps, depth: int = 2):
+    """Iterate load(step) for step in steps, computed `depth` steps ahead in a background thread: the memmap
+    gather and the host->device copy overlap the training step. An exception in the loader is raised in the
+    consumer's thread, never swallowed."""
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=depth)
+
+    def work():
+        try:
+            for s in steps:
+                q.put(load(s))
+        except BaseException as e:  # re-raised in the consumer below, never swallowed
+            q.put(e)
+
+    threading.Thread(target=work, daemon=True).start()
+    for _ in steps:
+        item = q.get()
+        if isinstance(item, BaseException):
+            raise item
+        yield item
