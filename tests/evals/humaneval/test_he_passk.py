@@ -73,3 +73,18 @@ def test_reranked_pass1():
     r = passk.reranked_pass1({"a": True, "b": False, "c": True, "d": True}, n_boot=200)
     assert r["pass@1"] == 0.75 and r["ci"][0] <= 0.75 <= r["ci"][1]
     assert math.isclose(passk.reranked_pass1({"a": False})["pass@1"], 0.0)
+
+
+def test_binomial_intervals_known_values():
+    from scipy.stats import binom
+
+    from lmlab.evals.humaneval.passk import binomial_intervals, exact_ci, wilson_ci
+
+    z2 = 1.959964 ** 2
+    assert wilson_ci(0, 10) == [0.0, pytest.approx(z2 / (10 + z2))]  # closed form at 0 successes
+    assert exact_ci(0, 164) == [0.0, pytest.approx(1 - 0.025 ** (1 / 164))]  # 0.0222: "rule of 3.7"
+    lo, hi = exact_ci(3, 20)  # Clopper-Pearson: each tail has probability 2.5% at the bound
+    assert binom.sf(2, 20, lo) == pytest.approx(0.025) and binom.cdf(3, 20, hi) == pytest.approx(0.025)
+    assert exact_ci(20, 20)[1] == 1.0 and wilson_ci(20, 20)[1] == 1.0
+    b = binomial_intervals(0, 1968)
+    assert b["rate"] == 0.0 and max(b["wilson95"][1], b["exact95"][1]) < 0.002

@@ -91,7 +91,7 @@ def test_resume_with_other_settings_is_refused(server, tmp_path):
 @pytest.mark.slow
 def test_hf_backend_smollm2_two_problems(tmp_path):
     cfg = SampleConfig(model="smollm2", n=2, temperature=0.8, max_new_tokens=24, batch_size=4, limit=2,
-                       eval=EvalConfig(k=[1, 2], workers=2))
+                       prompt_style="base", eval=EvalConfig(k=[1, 2], workers=2))
     out = sample_and_evaluate(cfg, tmp_path)
     rows = [json.loads(x) for x in (tmp_path / "samples.jsonl").read_text().splitlines()]
     assert len(rows) == 4 and out["n_samples"] == 4

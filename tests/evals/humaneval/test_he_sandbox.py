@@ -221,7 +221,16 @@ def test_problem_file_is_hidden_from_candidates(pool):
 
 
 def test_network_is_unreachable(pool):
+    """A listener on the host's 127.0.0.1: the probe reaches it from this process, and the very same code in a
+    sample does not (it answers correctly only when its connection fails, and nothing arrives)."""
+    import subprocess
+    import sys
+
     if not pool.isolation.get("netns"):
+        # independently of the sandbox: may a process of ours enter an empty network namespace at all?
+        r = subprocess.run([sys.executable, "-c", "import ctypes, os; "
+                            "os._exit(0 if ctypes.CDLL(None).unshare(0x40000000) == 0 else 1)"], timeout=60)
+        assert r.returncode != 0, "the kernel allows a network namespace, yet the sandbox runs samples without one"
         pytest.skip("kernel refused an empty network namespace")
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
@@ -234,20 +243,35 @@ def test_network_is_unreachable(pool):
     def accept():
         while not stop.is_set():
             try:
-                got.append(srv.accept())
+                got.append(srv.accept()[0])
             except OSError:
                 pass
 
+    body = (f"    import socket\n    try:\n        socket.create_connection(('127.0.0.1', {port}), timeout=1).close()\n"
+            f"        reached = True\n    except OSError:\n        reached = False\n")
     th = threading.Thread(target=accept)
     th.start()
     try:
-        probe = (f"    import socket\n    try:\n        socket.create_connection(('127.0.0.1', {port}), timeout=1)\n"
-                 f"        return 'connected'\n    except OSError as e:\n        return 'blocked'\n")
-        verdict = run(pool, probe)
-        assert verdict.startswith("failed")
+        ns: dict = {}
+        exec("def probe():\n" + body + "    return reached\n", ns)
+        assert ns["probe"]() is True  # outside the sandbox the same code connects ...
+        deadline = time.time() + 10
+        while not got and time.time() < deadline:
+            time.sleep(0.01)
+        assert len(got) == 1  # ... and the listener sees it
+        got.clear()
+        verdict = run(pool, body + "    if reached:\n        return None\n" + CANON0)
+        assert verdict == PASSED, verdict  # the sample ran to its answer: its connection failed
     finally:
         stop.set()
         th.join()
+        srv.setblocking(False)
+        try:  # a connection still queued after the thread stopped counts too
+            got.append(srv.accept()[0])
+        except OSError:
+            pass
+        for c in got:
+            c.close()
         srv.close()
     assert got == []
 
