@@ -81,15 +81,10 @@ def eval_cmd(
     import json
 
     from lmlab.config import given
-    from lmlab.errors import ConfigError
     from lmlab.sae.evaluate import density_plot, evaluate_sae
+    from lmlab.sae.saelens import sae_store
 
-    if store is None:
-        cfg = sae / "config.json"
-        if not cfg.is_file():
-            raise ConfigError("no activation store given", "pass --store STORE (a SAELens folder names none)")
-        store = Path(json.loads(cfg.read_text())["store"])
-    out = evaluate_sae(sae, store, lm=lm, **given(n_rows=n_rows, n_docs=n_docs, seq_len=seq_len))
+    out = evaluate_sae(sae, sae_store(sae, store), lm=lm, **given(n_rows=n_rows, n_docs=n_docs, seq_len=seq_len))
     if plot is not None:
         density_plot(out, plot)
     print(json.dumps(out) if json_ else json.dumps(out, indent=2))

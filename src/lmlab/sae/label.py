@@ -198,17 +198,13 @@ def label_command(sae_path, out, domain: str, store_path=None, n_docs: int = 200
     from lmlab.acts.positions import store_prepend_bos
     from lmlab.acts.store import ActivationStore
     from lmlab.data.corpus import iter_documents
-    from lmlab.errors import ConfigError, DataError
+    from lmlab.errors import DataError
     from lmlab.io import atomic_path, write_json
     from lmlab.models import load_causal_lm
-    from lmlab.sae.saelens import load_sae
+    from lmlab.sae.saelens import load_sae, sae_store
 
     sae, out = load_sae(sae_path), Path(out)
-    if store_path is None:
-        cfg = Path(sae_path) / "config.json"
-        if not cfg.is_file():
-            raise ConfigError("no activation store given", "pass --store STORE (a SAELens folder names none)")
-        store_path = json.loads(cfg.read_text())["store"]
+    store_path = sae_store(sae_path, store_path)
     store = ActivationStore.open(store_path)
     if store.domains and domain not in store.domains:
         raise DataError(f"the store's corpus has no domain {domain!r} (it has {', '.join(store.domains)})",

@@ -103,3 +103,16 @@ def load_sae(path: str | Path) -> SparseAutoencoder:
         raise DataError(f"no SAE at {path}", "pass an lmlab SAE run directory (lmlab sae train) or a SAELens folder")
     raise DataError(f"{path} holds no SAE (neither sae.safetensors + sae.json nor {CFG})",
                     "pass a finished `lmlab sae train` run, or a SAELens folder with its cfg.json")
+
+
+def sae_store(sae_path: str | Path, store: str | Path | None) -> Path:
+    """The activation store an SAE is used with: the one given, else the one an lmlab SAE run was trained on (a
+    SAELens folder names none: then it must be given)."""
+    from lmlab.errors import ConfigError
+
+    if store is not None:
+        return Path(store)
+    cfg = Path(sae_path) / "config.json"
+    if not cfg.is_file():
+        raise ConfigError("no activation store given", "pass --store STORE (a SAELens folder names none)")
+    return Path(json.loads(cfg.read_text())["store"])
