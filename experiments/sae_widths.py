@@ -3,6 +3,7 @@
 width as it lands, a table JSON and a plot.
 
     python experiments/sae_widths.py --store STORE --runs RUNS --out OUT [--expansions 4,8,16] [--steps 600]
+                                     [--no-labels]
 
 RUNS holds the SAE run directories (weights: keep them out of git); OUT gets the JSON rows, the plot and labels.
 """
@@ -27,6 +28,7 @@ def main(argv=None) -> int:
     ap.add_argument("--dtype", default="bf16")
     ap.add_argument("--n-docs", type=int, default=100)
     ap.add_argument("--label-docs", type=int, default=100)
+    ap.add_argument("--no-labels", action="store_true", help="skip the labelling (e.g. a longer-budget re-run)")
     args = ap.parse_args(argv)
     from lmlab.config import apply_overrides, get_preset
     from lmlab.io import read_json, write_json
@@ -60,12 +62,15 @@ def main(argv=None) -> int:
     write_json(out / "widths.json", {"store": "STORE", "rows": rows})
     _plot(rows, out / "widths.png")
     mid = Path(args.runs) / f"x{float(args.expansions.split(',')[len(args.expansions.split(',')) // 2]):g}"
-    if not (out / "labels" / "labels.json").is_file():
-        from lmlab.sae.label import label_command
+    from lmlab.sae.label import label_command
 
-        summary = label_command(mid, out / "labels", "medical", args.store, n_docs=args.label_docs)
-        summary.update(sae=f"RUNS/{mid.name}", store="STORE")  # committed results name no path of this machine
-        write_json(out / "labels" / "labels.json", summary)
+    # the labeller as shipped (format latents excluded by word share) and, for comparison, every latent a candidate
+    for sub, share in () if args.no_labels else (("labels", 0.5), ("labels_all_latents", 0.0)):
+        if not (out / sub / "labels.json").is_file():
+            summary = label_command(mid, out / sub, "medical", args.store, n_docs=args.label_docs,
+                                    min_word_share=share)
+            summary.update(sae=f"RUNS/{mid.name}", store="STORE")  # committed results name no path of this machine
+            write_json(out / sub / "labels.json", summary)
     return 0
 
 

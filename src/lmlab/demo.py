@@ -255,10 +255,11 @@ def _stage_glp_apps(out: Path, plan: Plan):
 
 
 def _stage_sae(out: Path, plan: Plan):
-    """A small TopK SAE on the demo store: metrics, density histogram, medical token labels."""
+    """A small TopK SAE on the demo store: metrics, density histogram, medical token labels (also written in the
+    demo LM's tokenizer as a labelled token shard)."""
     from lmlab.sae.demo import demo_stage
 
-    return demo_stage(out, plan.quick, Path(plan.acts.out))
+    return demo_stage(out, plan.quick, Path(plan.acts.out), Path(plan.train.data))
 
 
 def _stage_scaling(out: Path, plan: Plan):

@@ -158,3 +158,24 @@ def test_cli_probe(tmp_path, smol_glp):  # noqa: F811
     assert {"meta@0.1", "meta@0.5", "raw", "mlp", "meta@0.1 - raw"} <= set(res["mean"])
     assert res["tasks"][2]["raw"]["test_auc"] > 0.9  # "loved" vs "hated" is trivial for the raw residual
     assert (tmp_path / "p" / "probe.png").is_file()
+
+
+def test_sae_latents_are_a_fourth_feature_set(tmp_path, smol_glp):  # noqa: F811
+    """`glp probe --sae`: an SAE of the same layer adds the `sae` set (and meta - sae differences); an SAE of
+    another width is refused before the LM loads."""
+    from lmlab.errors import DataError
+    from lmlab.sae.model import SAEConfig, SparseAutoencoder
+    from lmlab.sae.train import save_sae
+
+    store, glp = smol_glp
+    torch.manual_seed(0)
+    for d, name in ((576, "sae"), (64, "narrow")):
+        (tmp_path / name).mkdir()
+        save_sae(SparseAutoencoder(SAEConfig(d_in=d, n_latents=96, k=8)), tmp_path / name)
+    with pytest.raises(DataError, match="the SAE reads d=64 activations, the GLP's store holds d=576"):
+        P.probe(P.ProbeConfig(glp=str(glp), sae=str(tmp_path / "narrow")), progress=False)
+    res = P.probe(P.ProbeConfig(glp=str(glp), sae=str(tmp_path / "sae"), tasks=["domain_python", "tok_numeric"],
+                                sigmas=[0.1], docs_per_domain=12, seq_len=16, n_boot=100, dense=False), progress=False)
+    assert {"sae", "raw", "meta@0.1", "meta@0.1 - sae"} <= set(res["mean"])
+    for t in res["tasks"]:
+        assert 0 <= t["sae"]["test_auc"] <= 1 and t["sae"]["feature"] < 96

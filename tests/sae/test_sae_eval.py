@@ -73,9 +73,18 @@ def test_cli_label_on_smollm2(store, tmp_path):
     run_lmlab("sae", "train", "--store", str(store), "--out", str(tmp_path / "r"), "--no-progress", "--set",
               "max_steps=30", "--set", "batch_size=256", "--set", "init_rows=1000", "--set", "eval_rows=300",
               "--set", 'device="cpu"', check=True)
+    from lmlab.data.corpus import iter_documents
+    from lmlab.data.tokenizer import train_tokenizer
+
+    tok_json = train_tokenizer((d.text for _, d in zip(range(300), iter_documents(None))), tmp_path / "tok.json", 512)
     r = run_lmlab("sae", "label", "--sae", str(tmp_path / "r"), "--out", str(tmp_path / "lab"), "--docs", "10",
-                  "--seq-len", "32", "--latents", "4", check=True)
+                  "--seq-len", "32", "--latents", "4", "--tokenizer", str(tok_json), check=True)
     summary = json.loads(r.stdout)
+    from lmlab.data.shards import open_shard
+
+    shard = open_shard(tmp_path / "lab" / "labels.bin")  # the labels in another tokenizer, as a side channel
+    assert summary["shard"]["n_tokens"] == len(shard) > 20 * 5 and shard.vocab_size == 512
+    assert set(np.unique(np.asarray(shard.side)).tolist()) <= {0.0, 1.0}
     assert len(summary["choice"]["latents"]) == 4 and len(summary["choice"]["heldout_auc"]) == 4
     q = summary["quality"]
     assert 0 <= q["precision"] <= 1 and q["n_tokens"] > 100
@@ -92,3 +101,6 @@ def test_cli_label_on_smollm2(store, tmp_path):
     assert html.count("class=doc") == 20 and ("<mark>" in html) == (n_pos > 0)
     bad = run_lmlab("sae", "label", "--sae", str(tmp_path / "r"), "--out", str(tmp_path / "bad"), "--domain", "law")
     assert bad.returncode == 2 and "no domain 'law'" in bad.stderr and not (tmp_path / "bad").exists()
+    bad = run_lmlab("sae", "label", "--sae", str(tmp_path / "r"), "--out", str(tmp_path / "bad"), "--tokenizer",
+                    str(tmp_path / "no" / "tokenizer.json"))
+    assert bad.returncode == 2 and "does not exist" in bad.stderr and not (tmp_path / "bad").exists()

@@ -165,3 +165,25 @@ def test_ddp_two_ranks_match_one(store, tmp_path):
     assert len(one) == len(two) == 15 and all(b == pytest.approx(a, rel=1e-4) for a, b in zip(one, two))
     rows = [json.loads(line) for line in (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()]
     assert any(r.get("dead_frac", 0) > 0 for r in rows)  # AuxK was active in the compared steps
+
+
+def test_nan_rows_are_one_clear_error_and_nothing_is_written(store, tmp_path):
+    """NaN rows in a store (corruption after harvest) stop `lmlab sae train` with one line naming the problem,
+    before a run directory exists."""
+    import shutil
+
+    from conftest import run_lmlab
+
+    from lmlab.acts.store import ActivationStore
+
+    bad = tmp_path / "bad"
+    shutil.copytree(store, bad)
+    st = ActivationStore.open(bad)
+    for sh in st.shards:  # every row: the initialisation sample certainly contains one
+        rows = np.memmap(bad / sh["acts"], dtype=np.float32, mode="r+", shape=(sh["count"], D))
+        rows[:] = np.nan
+        rows.flush()
+    r = run_lmlab("sae", "train", "--store", str(bad), "--out", str(tmp_path / "r"), "--no-progress", "--set",
+                  "max_steps=5", "--set", "batch_size=256", "--set", "init_rows=500", "--set", 'device="cpu"')
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "NaN/inf in the store's activations" in r.stderr and not (tmp_path / "r").exists()

@@ -180,6 +180,7 @@ def steer_sweep_cmd(
 def probe_cmd(
     glp: Path = typer.Option(None, "--glp", help="GLP run directory (required unless --list)."),
     store: Path = option(_P, "store"),
+    sae: Path = option(_P, "sae", "--sae"),
     tasks: str = option(_P, "tasks", note="Comma-separated; see --list."),
     csv: list[Path] = option(_P, "csv", "--csv", note="Repeatable."),
     sigmas: str = option(_P, "sigmas", note="Comma-separated, each in (0, 1]."),
@@ -188,7 +189,8 @@ def probe_cmd(
     list_: bool = typer.Option(False, "--list", help="Print the built-in task names and exit."),
     json_: bool = typer.Option(False, "--json", help="Print exactly one JSON object on stdout."),
 ) -> None:
-    """1-D probing: best single meta-neuron vs raw residual dimension vs raw MLP neuron, per task and mean."""
+    """1-D probing: best single meta-neuron vs raw residual dimension vs raw MLP neuron (vs SAE latent with
+    --sae), per task and mean."""
     import json
 
     from lmlab.config import apply_overrides, given
@@ -201,7 +203,8 @@ def probe_cmd(
         from lmlab.errors import ConfigError
 
         raise ConfigError("no --glp given", "pass --glp DIR (a run directory of `lmlab glp train`)")
-    cfg = P.ProbeConfig(**given(glp=str(glp), store=store and str(store), csv=csv and [str(c) for c in csv],
+    cfg = P.ProbeConfig(**given(glp=str(glp), store=store and str(store), sae=sae and str(sae),
+                                csv=csv and [str(c) for c in csv],
                                 tasks=tasks.split(",") if tasks else None,
                                 sigmas=parse_list(sigmas, "--sigmas", float, minimum=0, maximum=1, min_open=True)))
     cfg = apply_overrides(cfg, list(set_))

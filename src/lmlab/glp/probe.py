@@ -6,6 +6,7 @@ Features of every token position of a set of labelled texts, from ONE pass of th
     mlp   the input of block L's MLP down projection (d_ff)             ("raw MLP neuron")
     meta  the input of each GLP block's down projection, concatenated (n_layers * d_mlp), from one denoiser
           call on the z-scored residual noised to sigma (seeded noise; paper sigma = 0.1, also 0.5)
+    sae   with --sae: the latents of a sparse autoencoder of the same layer (n_latents; the paper's "SAE latent")
 Examples are either documents (features mean-pooled over their tokens, or the last token) or single tokens.
 Train/test split by document (a hash of the document index), so no document is on both sides.
 
@@ -42,6 +43,8 @@ class ProbeConfig:
     """GLP run directory."""
     store: str | None = None
     """Activation store naming the model and layer (default: the GLP's)."""
+    sae: str | None = None
+    """SAE of the same layer (lmlab SAE run or SAELens folder): its latents are a fourth feature set."""
     tasks: list[str] | None = None
     """Built-in tasks to run (None: all of TASKS)."""
     csv: list[str] = field(default_factory=list)
@@ -392,6 +395,7 @@ def probe(cfg: ProbeConfig, progress: bool = True) -> dict:
     glp, store = glp_context(cfg.glp or None, cfg.store)
     if glp is None:
         raise ConfigError("probing needs a GLP", "pass --glp DIR")
+    sae = _probe_sae(cfg.sae, store)  # before the LM loads: a wrong SAE fails fast
     model, tok = load_causal_lm(store.model)
     texts, tags = _texts(cfg, names)
     c = collect(model, tok, store.layer, texts, cfg.seq_len, prepend_bos=store_prepend_bos(store))
@@ -400,14 +404,30 @@ def probe(cfg: ProbeConfig, progress: bool = True) -> dict:
     sets["raw"] = c.resid
     if c.mlp is not None:
         sets["mlp"] = c.mlp
+    if sae is not None:
+        with torch.no_grad():
+            sets["sae"] = torch.cat([sae.encode(c.resid[i:i + 4096].float()) for i in range(0, len(c.resid), 4096)])
     per_task = []
     for i, t in enumerate(tasks):
         per_task.append(probe_task(t, sets, c.doc, cfg))
         if progress:
             print(f"[{i + 1}/{len(tasks)}] {t.name}: " + " ".join(
                 f"{k} {per_task[-1][k]['test_auc']:.3f}" for k in sets), file=sys.stderr)
-    return {"model": store.model, "layer": store.layer, "glp": cfg.glp, "n_rows": len(c.resid),
+    return {"model": store.model, "layer": store.layer, "glp": cfg.glp, "sae": cfg.sae, "n_rows": len(c.resid),
             "tasks": per_task, "mean": aggregate(per_task, list(sets), cfg.n_boot, cfg.seed)}
+
+
+def _probe_sae(path, store):
+    """The SAE whose latents are probed (None without one), checked against the store's width."""
+    if path is None:
+        return None
+    from lmlab.sae.saelens import load_sae
+
+    sae = load_sae(path)
+    if sae.cfg.d_in != store.d_model:
+        raise DataError(f"the SAE reads d={sae.cfg.d_in} activations, the GLP's store holds d={store.d_model}",
+                        "pass an SAE trained on the same model and layer as the GLP")
+    return sae
 
 
 def aggregate(per_task: list[dict], sets: list[str], n_boot: int = 10_000, seed: int = 0) -> dict:
@@ -421,7 +441,7 @@ def aggregate(per_task: list[dict], sets: list[str], n_boot: int = 10_000, seed:
         if all("dense_test_auc" in t[s] for t in per_task):
             out[f"{s} (dense)"] = mean_ci([t[s]["dense_test_auc"] for t in per_task], n_boot, seed=seed)
     for s in (x for x in sets if x.startswith("meta")):
-        for base in ("raw", "mlp"):
+        for base in ("raw", "mlp", "sae"):
             if base in sets:
                 out[f"{s} - {base}"] = mean_ci([t[s]["test_auc"] - t[base]["test_auc"] for t in per_task], n_boot,
                                                seed=seed)

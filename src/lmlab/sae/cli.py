@@ -100,6 +100,12 @@ def label_cmd(
     latents: int = option("lmlab.sae.label:label_command", "n_latents", "--latents", help="Concept latents chosen."),
     seq_len: int = option("lmlab.sae.label:label_command", "seq_len", help="Tokens per document."),
     split: str = option("lmlab.sae.label:label_command", "split", help="Corpus split the documents come from."),
+    min_word_share: float = option("lmlab.sae.label:label_command", "min_word_share",
+                                   help="Only latents with at least this share of their activation on the domain's "
+                                   "word tokens (not punctuation/layout) are candidates; 0 = all."),
+    tokenizer: str = typer.Option(None, help="Also write OUT/labels.bin + .side: the documents in this tokenizer "
+                                  "(a prepared dataset dir, a tokenizer.json or an HF tokenizer), labels as the "
+                                  "float16 side channel."),
 ) -> None:
     """Token labels from SAE latents: choose concept latents by document AUC, >= 2 over mean + 4 SD seeds, span
     growth; writes per-token labels with character spans (for transfer to another tokenizer) and an HTML view."""
@@ -108,5 +114,6 @@ def label_cmd(
     from lmlab.config import given
     from lmlab.sae.label import label_command
 
-    print(json.dumps(label_command(sae, out, domain, store, **given(n_docs=docs, n_latents=latents,
-                                                                       seq_len=seq_len, split=split))))
+    print(json.dumps(label_command(sae, out, domain, store, tokenizer=tokenizer,
+                                   **given(n_docs=docs, n_latents=latents, seq_len=seq_len, split=split,
+                                           min_word_share=min_word_share))))

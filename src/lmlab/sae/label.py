@@ -9,7 +9,9 @@
    unlabelled token with activation > 0 on >= 1 chosen latent next to a labelled token is labelled, repeated
    until nothing changes (span growth: "insert the catheter", not only "catheter"). Special tokens never are.
 4. Transfer (`transfer_labels`): labels move to another tokenizer by character spans — a target token is
-   positive when its span overlaps any positive source token's span (the paper's rule).
+   positive when its span overlaps any positive source token's span (the paper's rule); `label_shard` writes
+   the labelled documents in the target tokenizer as a token shard whose float16 side channel holds the labels
+   (the format `lmlab lm train --set mask=...` and the distilled classifier read).
 """
 
 from __future__ import annotations
@@ -28,10 +30,12 @@ def auc(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
     return (r[:n1].sum(0) - n1 * (n1 + 1) / 2) / (n1 * n0)
 
 
-def choose_latents(doc_acts: np.ndarray, is_domain: np.ndarray, n_latents: int = 8, seed: int = 0) -> dict:
+def choose_latents(doc_acts: np.ndarray, is_domain: np.ndarray, n_latents: int = 8, seed: int = 0,
+                   allowed: np.ndarray | None = None) -> dict:
     """Pick the latents whose per-document mean activation (docs, latents) best separates the domain's documents
-    (is_domain (docs,) bool) from the rest, on a random half of the documents; report their AUC on the other half.
-    Raises a DataError when the domain or the rest is absent."""
+    (is_domain (docs,) bool) from the rest, on a random half of the documents, among the `allowed` (latents,)
+    bool (None: all); report their AUC on the other half. Raises a DataError when the domain or the rest is
+    absent."""
     from lmlab.errors import DataError
 
     if is_domain.all() or not is_domain.any():
@@ -45,10 +49,31 @@ def choose_latents(doc_acts: np.ndarray, is_domain: np.ndarray, n_latents: int =
         raise DataError(f"too few documents to hold any out ({int(is_domain.sum())} in the domain, "
                         f"{int((~is_domain).sum())} others)", "label at least 2 documents of each kind")
     a_tr = auc(doc_acts[train & is_domain], doc_acts[train & ~is_domain])
+    if allowed is not None:
+        a_tr = np.where(allowed, a_tr, -np.inf)
     chosen = np.argsort(-a_tr)[:n_latents]
+    chosen = chosen[np.isfinite(a_tr[chosen])]
+    if not len(chosen):
+        raise DataError("no latent passes the word-share filter", "lower --min-word-share (0 turns it off)")
     a_te = auc(doc_acts[~train & is_domain][:, chosen], doc_acts[~train & ~is_domain][:, chosen])
     return {"latents": chosen.tolist(), "train_auc": a_tr[chosen].tolist(), "heldout_auc": a_te.tolist(),
             "n_docs": int(len(is_domain)), "n_domain_docs": int(is_domain.sum())}
+
+
+def word_share(rows: list[dict], texts: list[str], is_domain: np.ndarray) -> np.ndarray:
+    """(n_latents,) share of each latent's activation mass on the domain's documents that falls on tokens
+    holding a letter (rows as doc_latents returns them). A latent that fires mostly on punctuation and layout of
+    the domain's documents — on a dictionary, the "(Med.)" subject tag's brackets and full stops — separates the
+    documents well but labels format, not content: the paper removes such latents by their explanations (§5.1),
+    this is an LLM-free stand-in."""
+    word = total = 0
+    for r, text, dom in zip(rows, texts, is_domain):
+        if dom:
+            has_letter = torch.tensor([any(c.isalpha() for c in text[s:e]) for s, e in r["spans"]])
+            f = r["latents"]
+            word = word + f[has_letter].sum(0)
+            total = total + f.sum(0)
+    return (word / torch.as_tensor(total).clamp_min(1e-12)).numpy() if torch.is_tensor(total) else np.zeros(0)
 
 
 def thresholds(background: torch.Tensor, sd: float = 4.0) -> torch.Tensor:
@@ -86,6 +111,30 @@ def transfer_labels(src_spans: list[tuple[int, int]], src_labels, dst_spans: lis
     return np.array([csum[e] - csum[s] > 0 for s, e in dst_spans], dtype=bool)
 
 
+def label_shard(docs: list[dict], tokenizer, path, domain: str | None = None) -> dict:
+    """Labelled documents (dicts with text, spans, labels; optionally domain) -> a token shard at `path` (.bin +
+    .side) in `tokenizer`'s ids: each document preceded by the tokenizer's end-of-text token (the layout `lmlab
+    data prepare` writes), side channel 1.0 on tokens that overlap a positive source token, 0.0 elsewhere (the
+    separators included). Only the text the source labelled is written (a document cut at the labeller's seq_len
+    keeps its labelled prefix). Returns the target tokens' positive rates (per domain when `domain` is given)."""
+    from lmlab.data.shards import write_shard
+    from lmlab.data.tokenizer import Tokenizer
+
+    tok = tokenizer if isinstance(tokenizer, Tokenizer) else Tokenizer.load(tokenizer)
+    cut = [max((e for _, e in d["spans"]), default=0) for d in docs]
+    encs = tok.backend.encode_batch([d["text"][:c] for d, c in zip(docs, cut)], add_special_tokens=False)
+    ids, side, pos, n = [], [], {}, {}
+    for d, e in zip(docs, encs):
+        y = transfer_labels(d["spans"], d["labels"], [tuple(o) for o in e.offsets])
+        ids += [tok.eot_id, *e.ids]
+        side += [0.0, *y.astype(np.float32)]
+        key = "all" if domain is None else ("domain" if d.get("domain") == domain else "other")
+        pos[key], n[key] = pos.get(key, 0) + int(y.sum()), n.get(key, 0) + len(y)
+    write_shard(path, np.asarray(ids, dtype=np.int64), tok.vocab_size, np.asarray(side, dtype=np.float32))
+    return {"tokenizer": tok.name, "n_tokens": len(ids), "n_docs": len(docs),
+            **{f"positive_rate_{k}": pos[k] / max(1, n[k]) for k in sorted(n)}}
+
+
 # ---- the pipeline on real text: LM -> layer-L residual -> SAE latents -> labels ---------------------------------
 def doc_latents(model, tok, sae, layer: int, texts: list[str], seq_len: int, prepend_bos: bool = True,
                 batch: int = 8) -> list[dict]:
@@ -114,33 +163,44 @@ def doc_latents(model, tok, sae, layer: int, texts: list[str], seq_len: int, pre
 
 def _char_spans(tok, text: str, ids: list[int]) -> list[tuple[int, int]]:
     """[start, end) character offsets of each token in `text`; (0, 0) for tokens the text does not contain
-    (a prepended BOS). Uses the fast tokenizer's offsets of the text alone, aligned from the right."""
-    enc = tok(text, add_special_tokens=True, return_offsets_mapping=True, truncation=True, max_length=len(ids))
-    offs = [tuple(o) for o in enc["offset_mapping"]]
-    own = enc["input_ids"]
+    (a prepended BOS). `ids` is encode_docs' output: the text's own encoding cut at seq_len, possibly after a
+    prepended BOS, so the text is encoded whole (no truncation: a cut there would shift the alignment) and
+    matched at offset 0 or 1."""
+    enc = tok(text, add_special_tokens=True, return_offsets_mapping=True)
+    offs, own = [tuple(o) for o in enc["offset_mapping"]], enc["input_ids"]
+    j = 0 if ids == own[:len(ids)] else 1  # 1: a BOS was prepended in front of the text's own tokens
     spans = [(0, 0)] * len(ids)
-    j = 0 if ids[:len(own)] == own else len(ids) - len(own)  # a prepended BOS shifts the text's tokens by one
-    for t in range(len(own)):
-        if 0 <= j + t < len(ids) and ids[j + t] == own[t]:
+    for t in range(len(ids) - j):
+        if ids[j + t] == own[t]:
             spans[j + t] = offs[t]
     return spans
 
 
 def label_corpus(sae, model, tok, layer: int, docs: list, domain: str, n_latents: int = 8, seq_len: int = 128,
-                 prepend_bos: bool = True, seed: int = 0) -> dict:
-    """Choose concept latents for `domain` on these documents (the corpus's own domain labels), set thresholds
-    on the other documents' tokens, label every token; returns the choice, thresholds, per-document labels
-    and the label-quality figures (positive rate per class, token precision/recall against the domain)."""
-    rows = doc_latents(model, tok, sae, layer, [d.text for d in docs], seq_len, prepend_bos)
+                 prepend_bos: bool = True, seed: int = 0, min_word_share: float = 0.5) -> dict:
+    """Choose concept latents for `domain` on these documents (the corpus's own domain labels) among those with
+    at least `min_word_share` of their domain activation on word tokens (`word_share`; 0 = all latents), set
+    thresholds on the other documents' tokens, label every token; returns the choice, thresholds, per-document
+    labels and the label-quality figures (positive rate per class, token precision/recall against the domain,
+    share of labelled tokens without a letter)."""
+    texts = [d.text for d in docs]
+    rows = doc_latents(model, tok, sae, layer, texts, seq_len, prepend_bos)
     is_dom = np.array([d.domain == domain for d in docs])
     means = np.stack([(r["latents"][~r["special"]].mean(0) if (~r["special"]).any()
                        else torch.zeros(sae.cfg.n_latents)).numpy() for r in rows])
-    choice = choose_latents(means, is_dom, n_latents, seed)
+    share = word_share(rows, texts, is_dom)
+    choice = choose_latents(means, is_dom, n_latents, seed, share >= min_word_share if min_word_share > 0 else None)
+    choice.update(word_share=share[choice["latents"]].tolist(), min_word_share=min_word_share,
+                  n_format_latents_excluded=int(((share < min_word_share) & (means.max(0) > 0)).sum()))
     idx = torch.tensor(choice["latents"])
     background = torch.cat([r["latents"][~r["special"]][:, idx] for r, y in zip(rows, is_dom) if not y])
     thr = thresholds(background)
     labels = [label_tokens(r["latents"][:, idx], thr, r["special"]) for r in rows]
-    return {"choice": choice, "thresholds": thr.tolist(), "quality": label_quality(labels, rows, is_dom),
+    quality = label_quality(labels, rows, is_dom)
+    lab_pieces = [texts[i][s:e] for i, (r, y) in enumerate(zip(rows, labels)) for (s, e), v in zip(r["spans"], y) if v]
+    quality["labelled_without_letter"] = float(np.mean([not any(c.isalpha() for c in p) for p in lab_pieces])
+                                               if lab_pieces else 0.0)
+    return {"choice": choice, "thresholds": thr.tolist(), "quality": quality,
             "docs": [{"id": d.id, "domain": d.domain, "text": d.text, "ids": r["ids"], "spans": r["spans"],
                       "labels": y.tolist()} for d, r, y in zip(docs, rows, labels)]}
 
@@ -188,22 +248,27 @@ def html_view(result: dict, path, max_docs: int = 40) -> None:
 
 
 def label_command(sae_path, out, domain: str, store_path=None, n_docs: int = 200, n_latents: int = 8,
-                  seq_len: int = 128, split: str = "val", seed: int = 0) -> dict:
+                  seq_len: int = 128, split: str = "val", seed: int = 0, tokenizer=None,
+                  min_word_share: float = 0.5) -> dict:
     """`lmlab sae label`: n_docs documents of `domain` and n_docs others from the store's corpus split ->
     OUT/labels.jsonl (per document: id, domain, text, token ids, character spans, labels), OUT/labels.json (latents,
-    thresholds, quality) and OUT/labels.html. Returns labels.json's content."""
+    thresholds, quality) and OUT/labels.html; with `tokenizer` (a tokenizer.json, a directory holding one such as
+    a prepared dataset, or an HF tokenizer) also OUT/labels.bin + labels.side (`label_shard`). Returns labels.json's
+    content."""
     import json
     from pathlib import Path
 
     from lmlab.acts.positions import store_prepend_bos
     from lmlab.acts.store import ActivationStore
     from lmlab.data.corpus import iter_documents
+    from lmlab.data.tokenizer import Tokenizer
     from lmlab.errors import DataError
     from lmlab.io import atomic_path, write_json
     from lmlab.models import load_causal_lm
     from lmlab.sae.saelens import load_sae, sae_store
 
     sae, out = load_sae(sae_path), Path(out)
+    target = Tokenizer.load(tokenizer) if tokenizer is not None else None  # a bad tokenizer fails before any work
     store_path = sae_store(sae_path, store_path)
     store = ActivationStore.open(store_path)
     if store.domains and domain not in store.domains:
@@ -221,7 +286,7 @@ def label_command(sae_path, out, domain: str, store_path=None, n_docs: int = 200
             break
     model, tok = load_causal_lm(store.model)
     result = label_corpus(sae, model, tok, store.layer, docs + others, domain, n_latents, seq_len,
-                          store_prepend_bos(store), seed)
+                          store_prepend_bos(store), seed, min_word_share)
     result.update(domain=domain, sae=str(sae_path), store=str(store_path), split=split, layer=store.layer)
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "labels.jsonl") as tmp:
@@ -229,5 +294,7 @@ def label_command(sae_path, out, domain: str, store_path=None, n_docs: int = 200
                                for d in result["docs"]))
     html_view(result, out / "labels.html")
     summary = {k: v for k, v in result.items() if k != "docs"}
+    if target is not None:
+        summary["shard"] = {"path": "labels.bin", **label_shard(result["docs"], target, out / "labels.bin", domain)}
     write_json(out / "labels.json", summary)
     return summary
