@@ -34,6 +34,7 @@ def _mount() -> None:
     from lmlab.data.cli import app as data_app
     from lmlab.demo import demo_command
     from lmlab.evals.cli import app as eval_app
+    from lmlab.filtering.cli import app as filter_app
     from lmlab.glp.cli import app as glp_app
     from lmlab.lm.cli import app as lm_app
     from lmlab.sae.cli import app as sae_app
@@ -44,6 +45,8 @@ def _mount() -> None:
     app.add_typer(acts_app, name="acts", help="Harvest residual-stream activations into a sharded store.")
     app.add_typer(glp_app, name="glp", help="Generative meta-models of activations (GLP).")
     app.add_typer(sae_app, name="sae", help="Sparse autoencoders (TopK / BatchTopK + AuxK) on activation stores.")
+    app.add_typer(filter_app, name="filter",
+                  help="Token-level data filtering: distilled classifier (biLM + probe) from SAE token labels.")
     app.add_typer(scaling_app, name="scaling",
                   help="Scaling laws: sweeps, fit, predict, allocate, critical batch, compute slowdown.")
     app.add_typer(eval_app, name="eval", help="Evaluations: HumanEval (sandboxed pass@k), few-shot (GPT-3 protocol).")

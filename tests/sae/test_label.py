@@ -131,3 +131,17 @@ def test_format_latents_are_excluded_by_word_share():
     assert choose_latents(acts, dom, 1, allowed=share >= 0.6)["latents"] == [1]
     with pytest.raises(Exception, match="word-share filter"):
         choose_latents(acts, dom, 1, allowed=np.zeros(3, dtype=bool))
+
+
+def test_span_agreement_counts_tokens_by_their_entry():
+    from lmlab.sae.label import span_agreement
+
+    page = {"text": "fever chills\n\nant hill", "domain": "general", "entry_spans": [[0, 12, "medical"],
+                                                                                      [14, 22, "biology"]],
+            "spans": [(0, 0), (0, 5), (5, 12), (12, 14), (14, 17), (17, 22)],
+            "labels": [False, True, False, False, True, False]}
+    entry = {"text": "cough", "domain": "medical", "spans": [(0, 5)], "labels": [True]}  # no spans: one entry
+    a = span_agreement([page, entry], "medical")
+    assert a["tokens"] == {"between entries": 1, "biology": 2, "medical": 3}
+    assert a["positive_rate"]["medical"] == pytest.approx(2 / 3) and a["positive_rate"]["biology"] == 0.5
+    assert a["precision"] == pytest.approx(2 / 3) and a["recall"] == pytest.approx(2 / 3)

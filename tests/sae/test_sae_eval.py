@@ -99,6 +99,15 @@ def test_cli_label_on_smollm2(store, tmp_path):
     n_pos = sum(sum(row["labels"]) for row in rows)
     html = (tmp_path / "lab" / "labels.html").read_text()
     assert html.count("class=doc") == 20 and ("<mark>" in html) == (n_pos > 0)
+    r = run_lmlab("sae", "label", "--sae", str(tmp_path / "r"), "--out", str(tmp_path / "pages"), "--docs", "10",
+                  "--seq-len", "32", "--latents", "4", "--apply-to", "embedded-pages", "--apply-docs", "6",
+                  "--apply-seq-len", "64", check=True)
+    applied = json.loads(r.stdout)["applied"]  # the choice made on entries labels mixed-domain pages
+    assert applied["n_docs"] == 6 and 0 <= applied["agreement"]["precision"] <= 1
+    assert sum(applied["agreement"]["tokens"].values()) >= 6 * 50
+    rows = [json.loads(line) for line in (tmp_path / "pages" / "labels.jsonl").read_text().splitlines()]
+    assert len(rows) == 6 and all(len(row["labels"]) == len(row["ids"]) <= 64 for row in rows)
+    assert any(len(row.get("entry_spans") or []) > 1 for row in rows)
     bad = run_lmlab("sae", "label", "--sae", str(tmp_path / "r"), "--out", str(tmp_path / "bad"), "--domain", "law")
     assert bad.returncode == 2 and "no domain 'law'" in bad.stderr and not (tmp_path / "bad").exists()
     bad = run_lmlab("sae", "label", "--sae", str(tmp_path / "r"), "--out", str(tmp_path / "bad"), "--tokenizer",

@@ -72,6 +72,9 @@ class Doc(NamedTuple):
     id: str
     domain: str
     text: str
+    spans: tuple | None = None
+    """Domains of parts of the text, ((start, end, domain), ...) in characters, for documents that mix domains
+    (the `embedded-pages` corpus; a JSONL line's optional "spans"); None: all of it is `domain`."""
 
 
 def cache_root() -> Path:
@@ -175,7 +178,8 @@ def _write_splits(docs: list[Doc], out: Path) -> dict:
         h = hashlib.sha256()
         with open(path, "w", encoding="utf-8") as f:
             for d in items:
-                line = json.dumps(d._asdict(), ensure_ascii=False) + "\n"
+                obj = {k: v for k, v in d._asdict().items() if v is not None}  # no "spans": v1 lines as before
+                line = json.dumps(obj, ensure_ascii=False) + "\n"
                 f.write(line)
                 h.update(line.encode("utf-8"))
         info[split] = {"file": path.name, "docs": len(items), "chars": sum(len(d.text) for d in items),
@@ -435,12 +439,22 @@ def iter_documents(source: str | Path | None = None, split: str = "train",
                    domains: Sequence[str] | None = None) -> Iterator[Doc]:
     """Documents of a corpus split, optionally restricted to some domains.
 
-    `source`: None or "embedded" (the embedded corpus, built on first use), or a local `.txt` / `.jsonl` /
-    `.parquet` file or a directory of them. Arguments are checked now; documents are read lazily.
+    `source`: None or "embedded" (the embedded corpus, built on first use), "embedded-pages" (its mixed-domain
+    pages, data/pages.py), or a local `.txt` / `.jsonl` / `.parquet` file or a directory of them. Arguments are
+    checked now; documents are read lazily.
     """
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}", f"use one of {', '.join(SPLITS)}")
     wanted = set(domains) if domains else None
+    if str(source) == "embedded-pages":
+        from lmlab.data.pages import DOMAINS as PAGE_DOMAINS
+        from lmlab.data.pages import ensure_pages_corpus
+
+        if wanted and (bad := sorted(wanted - set(PAGE_DOMAINS))):
+            raise DataError(f"unknown domain(s) {', '.join(bad)} in the embedded-pages corpus",
+                            f"available domains: {', '.join(PAGE_DOMAINS)}")
+        root = ensure_pages_corpus()
+        return _iter_local(root, [root / f"{split}.jsonl"], None, wanted)
     if source is None or str(source) == "embedded":
         if wanted and (bad := sorted(wanted - set(DOMAINS))):
             raise DataError(f"unknown domain(s) {', '.join(bad)} in the embedded corpus",
@@ -514,7 +528,8 @@ def _read_txt(path: Path, name: str) -> Iterator[Doc]:
 
 
 def _read_jsonl(path: Path, name: str) -> Iterator[Doc]:
-    """A .jsonl file: {"text": str, "domain"?: str, "id"?: str} per line; a bad line is a DataError."""
+    """A .jsonl file: {"text": str, "domain"?: str, "id"?: str, "spans"?: [[start, end, domain], ...]} per line;
+    a bad line is a DataError."""
     from lmlab.io import jsonl_objects
 
     with open(path, encoding="utf-8", errors="replace") as f:
@@ -522,7 +537,22 @@ def _read_jsonl(path: Path, name: str) -> Iterator[Doc]:
             if not isinstance(obj.get("text"), str):
                 raise DataError(f'{path}:{lineno} has no string "text" field',
                                 'each line must be an object like {"text": "...", "domain": "..."}')
-            yield Doc(str(obj.get("id", f"{name}:{lineno}")), str(obj.get("domain", "default")), obj["text"])
+            spans = _spans(obj.get("spans"), len(obj["text"]), f"{path}:{lineno}")
+            yield Doc(str(obj.get("id", f"{name}:{lineno}")), str(obj.get("domain", "default")), obj["text"], spans)
+
+
+def _spans(raw, n: int, where: str) -> tuple | None:
+    """A JSONL line's "spans" as ((start, end, domain), ...), checked: integer offsets within the text."""
+    if raw is None:
+        return None
+    try:
+        spans = tuple((int(s), int(e), str(dom)) for s, e, dom in raw)
+    except (TypeError, ValueError):
+        spans = None
+    if spans is None or any(not 0 <= s <= e <= n for s, e, _ in spans):
+        raise DataError(f'{where}: "spans" must be [[start, end, domain], ...] with 0 <= start <= end <= {n}',
+                        "fix the spans or drop the field")
+    return spans
 
 
 def _read_parquet(path: Path, name: str) -> Iterator[Doc]:
@@ -545,6 +575,10 @@ def corpus_manifest(source: str | Path | None = None) -> dict:
     """The embedded corpus's manifest.json; for a local source, a small provenance record of its files."""
     if source is None or str(source) == "embedded":
         return read_json(ensure_embedded_corpus() / "manifest.json")
+    if str(source) == "embedded-pages":
+        from lmlab.data.pages import ensure_pages_corpus
+
+        return read_json(ensure_pages_corpus() / "manifest.json")
     path = Path(source).expanduser()
     if not path.exists():
         raise DataError(f"corpus path {path} does not exist",

@@ -21,7 +21,8 @@ from lmlab.io import read_json, write_json
 @dataclass
 class DataConfig:
     corpus: str | None = None
-    """Corpus: None/"embedded" for the embedded default, or a local .txt/.jsonl/.parquet file or directory."""
+    """Corpus: None/"embedded" for the embedded default, "embedded-pages" for its mixed-domain pages (the
+    token-filtering corpus), or a local .txt/.jsonl/.parquet file or directory."""
     tokenizer: str | None = None
     """None: train a byte-level BPE on the train split; else a tokenizer.json, a directory or an HF tokenizer."""
     vocab_size: int = 8192

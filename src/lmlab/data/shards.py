@@ -116,14 +116,18 @@ def open_shard(path: str | os.PathLike) -> Shard:
     return Shard(path, tokens, side, vocab)
 
 
-def windows(shard: Shard, starts: np.ndarray, T: int):
-    """Gather (x, y, side_x, side_y) for windows starting at `starts`: x = tokens[s:s+T], y = tokens[s+1:s+T+1].
+def windows(shard: Shard, starts: np.ndarray, T: int, reverse: bool = False):
+    """Gather (x, y, side_x, side_y) for windows starting at `starts`: x = tokens[s:s+T], y = tokens[s+1:s+T+1];
+    with reverse=True the window tokens[s:s+T+1] is read backwards (right-to-left language modelling: the biLM's
+    second half): x[t] = tokens[s+T-t], y[t] = tokens[s+T-t-1].
 
     Returns torch tensors: x, y int64 (B, T); side_x, side_y float32 (B, T) or None.
     """
     import torch
 
     idx = starts[:, None] + np.arange(T + 1)[None, :]  # (B, T+1)
+    if reverse:
+        idx = idx[:, ::-1].copy()
     tok = torch.from_numpy(shard.tokens[idx].astype(np.int64))
     side = None if shard.side is None else torch.from_numpy(shard.side[idx].astype(np.float32))
     return (tok[:, :-1], tok[:, 1:],

@@ -141,6 +141,15 @@ class Tokenizer:
     def __len__(self) -> int:
         return self.vocab_size
 
+    def fingerprint(self) -> str:
+        """sha256 of the vocabulary (token -> id, specials included): equal exactly when two tokenizers map
+        tokens to the same ids, whichever files they were loaded from (tokenizer.json alone or with HF configs)."""
+        import hashlib
+        import json
+
+        vocab = sorted(self.backend.get_vocab(with_added_tokens=True).items())
+        return hashlib.sha256(json.dumps(vocab, ensure_ascii=False).encode()).hexdigest()
+
     def __repr__(self) -> str:
         return f"Tokenizer({self.name!r}, vocab_size={self.vocab_size}, eot_id={self.eot_id})"
 

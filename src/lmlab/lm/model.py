@@ -180,16 +180,19 @@ class GPT(nn.Module):
         if isinstance(m, (nn.Linear, nn.Embedding)):
             nn.init.normal_(m.weight, std=self.cfg.init_std)
 
-    def hidden(self, idx: torch.Tensor) -> torch.Tensor:
-        """Final-normed hidden states (B, T, d): what the LM head reads."""
+    def hidden(self, idx: torch.Tensor, layer: int | None = None) -> torch.Tensor:
+        """Final-normed hidden states (B, T, d): what the LM head reads; with `layer`, the residual stream after
+        that many blocks instead (0 = the embeddings; for probes, e.g. the token-filtering classifier)."""
         B, T = idx.shape
         if self.cfg.max_seq_len < T:
             raise ValueError(f"sequence length {T} > max_seq_len {self.cfg.max_seq_len}")
+        if layer is not None and not 0 <= layer <= len(self.layers):
+            raise ValueError(f"layer {layer} outside [0, {len(self.layers)}]")
         x = self.embed_tokens(idx)  # (B, T, d)
         cos, sin = rope_tables(self.cfg, T, idx.device)
-        for block in self.layers:
+        for block in self.layers[:layer]:
             x = block(x, cos, sin)
-        return self.norm(x)
+        return x if layer is not None else self.norm(x)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, weight: torch.Tensor | None = None,
                 denom: float | None = None, ignore_index: int = -100) -> torch.Tensor:

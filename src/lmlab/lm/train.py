@@ -91,6 +91,8 @@ class TrainConfig:
     """A token is flagged when its side-channel score >= this."""
     removal: bool = False
     """Replace flagged tokens with <|hidden|> (needs mask != none and a tokenizer with <|hidden|>)."""
+    reverse: bool = False
+    """Right-to-left LM: every training and eval window is read backwards (the biLM's second half, filtering/)."""
     runs_csv: str | None = None
     """runs.csv to append rows to (None: RUN/runs.csv). Point a sweep's runs at one file."""
     name: str | None = None
@@ -261,7 +263,7 @@ def train_step(run: _Run, model, optim, step: int) -> dict:
     for m in range(n_micro):
         from lmlab.data.shards import windows
 
-        x, y, sx, sy = windows(run.train, mine[m * run.micro:(m + 1) * run.micro], cfg.seq_len)
+        x, y, sx, sy = windows(run.train, mine[m * run.micro:(m + 1) * run.micro], cfg.seq_len, cfg.reverse)
         x, y, w = filter_batch(cfg, x, y, sx, sy, run.tok.hidden_id)
         x, y = x.to(run.device), y.to(run.device)
         w = w.to(run.device) if w is not None else None
@@ -298,7 +300,7 @@ def _global_weights(run: _Run, starts: np.ndarray) -> np.ndarray | None:
         return None
     from lmlab.data.shards import windows
 
-    x, y, sx, sy = windows(run.train, starts, cfg.seq_len)
+    x, y, sx, sy = windows(run.train, starts, cfg.seq_len, cfg.reverse)
     return filter_batch(cfg, x, y, sx, sy, run.tok.hidden_id)[2].numpy()
 
 
@@ -314,7 +316,7 @@ def evaluate(run: _Run, model) -> dict[str, float]:
         mine = starts[run.rank::run.world]
         s = torch.zeros(2, dtype=torch.float64, device=run.device)
         for i in range(0, len(mine), run.micro):
-            x, y, _, _ = windows(shard, mine[i:i + run.micro], run.cfg.seq_len)
+            x, y, _, _ = windows(shard, mine[i:i + run.micro], run.cfg.seq_len, run.cfg.reverse)
             with _autocast(run):
                 logits = model(x.to(run.device))
             s[0] += lm_loss(logits, y.to(run.device), denom=1.0).double()

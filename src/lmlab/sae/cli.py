@@ -103,6 +103,13 @@ def label_cmd(
     min_word_share: float = option("lmlab.sae.label:label_command", "min_word_share",
                                    help="Only latents with at least this share of their activation on the domain's "
                                    "word tokens (not punctuation/layout) are candidates; 0 = all."),
+    apply_to: str = typer.Option(None, help="Label the documents of this corpus instead (e.g. embedded-pages, the "
+                                 "filtering corpus, or a local path), with the latents and thresholds chosen on the "
+                                 "store's corpus; agreement with their entry spans is reported."),
+    apply_docs: int = option("lmlab.sae.label:label_command", "apply_docs", help="Documents of --apply-to labelled."),
+    apply_split: str = option("lmlab.sae.label:label_command", "apply_split", help="Split of --apply-to."),
+    apply_seq_len: int = option("lmlab.sae.label:label_command", "apply_seq_len",
+                                help="Tokens per --apply-to document."),
     tokenizer: str = typer.Option(None, help="Also write OUT/labels.bin + .side: the documents in this tokenizer "
                                   "(a prepared dataset dir, a tokenizer.json or an HF tokenizer), labels as the "
                                   "float16 side channel."),
@@ -116,4 +123,5 @@ def label_cmd(
 
     print(json.dumps(label_command(sae, out, domain, store, tokenizer=tokenizer,
                                    **given(n_docs=docs, n_latents=latents, seq_len=seq_len, split=split,
-                                           min_word_share=min_word_share))))
+                                           min_word_share=min_word_share, apply_to=apply_to, apply_docs=apply_docs,
+                                           apply_split=apply_split, apply_seq_len=apply_seq_len))))

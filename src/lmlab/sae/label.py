@@ -200,9 +200,42 @@ def label_corpus(sae, model, tok, layer: int, docs: list, domain: str, n_latents
     lab_pieces = [texts[i][s:e] for i, (r, y) in enumerate(zip(rows, labels)) for (s, e), v in zip(r["spans"], y) if v]
     quality["labelled_without_letter"] = float(np.mean([not any(c.isalpha() for c in p) for p in lab_pieces])
                                                if lab_pieces else 0.0)
-    return {"choice": choice, "thresholds": thr.tolist(), "quality": quality,
+    return {"choice": choice, "thresholds": thr.tolist(), "quality": quality, "prepend_bos": prepend_bos,
             "docs": [{"id": d.id, "domain": d.domain, "text": d.text, "ids": r["ids"], "spans": r["spans"],
                       "labels": y.tolist()} for d, r, y in zip(docs, rows, labels)]}
+
+
+def label_documents(sae, model, tok, layer: int, docs: list, latents: list[int], thr: torch.Tensor,
+                    seq_len: int = 512, prepend_bos: bool = True) -> list[dict]:
+    """Apply a concept choice (latents, thresholds from `label_corpus`) to other documents, e.g. the mixed pages
+    of the filtering corpus: per document id, domain, text, entry spans (when it has them), ids, character spans
+    and labels."""
+    rows = doc_latents(model, tok, sae, layer, [d.text for d in docs], seq_len, prepend_bos)
+    idx = torch.tensor(latents)
+    out = []
+    for d, r in zip(docs, rows):
+        y = label_tokens(r["latents"][:, idx], thr, r["special"])
+        out.append({"id": d.id, "domain": d.domain, "text": d.text, "ids": r["ids"], "spans": r["spans"],
+                    "labels": y.tolist(), "entry_spans": [list(x) for x in (d.spans or [])] or None})
+    return out
+
+
+def span_agreement(docs: list[dict], domain: str) -> dict:
+    """How token labels agree with the documents' own finer labels (entry spans of mixed pages; a document
+    without spans is one span of its domain): positive rate of the tokens inside each span domain, and token
+    precision / recall for `domain` (a labelled token is right when it lies in a span of `domain`)."""
+    pos: dict[str, int] = {}
+    n: dict[str, int] = {}
+    for d in docs:
+        ents = d.get("entry_spans") or [[0, len(d["text"]), d["domain"]]]
+        for (s, e), y in zip(d["spans"], d["labels"]):
+            if e <= s:
+                continue  # specials
+            dom = next((x[2] for x in ents if x[0] <= s < x[1]), "between entries")
+            n[dom], pos[dom] = n.get(dom, 0) + 1, pos.get(dom, 0) + int(y)
+    tot = sum(pos.values())
+    return {"positive_rate": {k: pos[k] / n[k] for k in sorted(n)}, "tokens": dict(sorted(n.items())),
+            "precision": pos.get(domain, 0) / max(1, tot), "recall": pos.get(domain, 0) / max(1, n.get(domain, 0))}
 
 
 def label_quality(labels: list[torch.Tensor], rows: list[dict], is_dom: np.ndarray) -> dict:
@@ -249,12 +282,15 @@ def html_view(result: dict, path, max_docs: int = 40) -> None:
 
 def label_command(sae_path, out, domain: str, store_path=None, n_docs: int = 200, n_latents: int = 8,
                   seq_len: int = 128, split: str = "val", seed: int = 0, tokenizer=None,
-                  min_word_share: float = 0.5) -> dict:
+                  min_word_share: float = 0.5, apply_to: str | None = None, apply_docs: int = 500,
+                  apply_split: str = "train", apply_seq_len: int = 512) -> dict:
     """`lmlab sae label`: n_docs documents of `domain` and n_docs others from the store's corpus split ->
     OUT/labels.jsonl (per document: id, domain, text, token ids, character spans, labels), OUT/labels.json (latents,
     thresholds, quality) and OUT/labels.html; with `tokenizer` (a tokenizer.json, a directory holding one such as
     a prepared dataset, or an HF tokenizer) also OUT/labels.bin + labels.side (`label_shard`). Returns labels.json's
-    content."""
+    content. With `apply_to` (a corpus: "embedded-pages", a local path), the latents and thresholds chosen on the
+    store's corpus label the first `apply_docs` documents of that corpus's `apply_split` instead, and those are
+    the documents written (with `applied.agreement` against their entry spans, `span_agreement`)."""
     import json
     from pathlib import Path
 
@@ -269,6 +305,8 @@ def label_command(sae_path, out, domain: str, store_path=None, n_docs: int = 200
 
     sae, out = load_sae(sae_path), Path(out)
     target = Tokenizer.load(tokenizer) if tokenizer is not None else None  # a bad tokenizer fails before any work
+    if apply_to is not None:
+        iter_documents(apply_to, split=apply_split)  # so does a bad corpus (checked now, read later)
     store_path = sae_store(sae_path, store_path)
     store = ActivationStore.open(store_path)
     if store.domains and domain not in store.domains:
@@ -288,9 +326,16 @@ def label_command(sae_path, out, domain: str, store_path=None, n_docs: int = 200
     result = label_corpus(sae, model, tok, store.layer, docs + others, domain, n_latents, seq_len,
                           store_prepend_bos(store), seed, min_word_share)
     result.update(domain=domain, sae=str(sae_path), store=str(store_path), split=split, layer=store.layer)
+    if apply_to is not None:
+        pages = [d for _, d in zip(range(apply_docs), iter_documents(apply_to, split=apply_split))]
+        result["docs"] = label_documents(sae, model, tok, store.layer, pages, result["choice"]["latents"],
+                                         torch.tensor(result["thresholds"]), apply_seq_len, store_prepend_bos(store))
+        result["applied"] = {"corpus": str(apply_to), "split": apply_split, "n_docs": len(pages),
+                             "seq_len": apply_seq_len, "agreement": span_agreement(result["docs"], domain)}
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "labels.jsonl") as tmp:
-        tmp.write_text("".join(json.dumps({k: d[k] for k in ("id", "domain", "text", "ids", "spans", "labels")}) + "\n"
+        keys = ("id", "domain", "text", "ids", "spans", "labels", "entry_spans")
+        tmp.write_text("".join(json.dumps({k: d[k] for k in keys if d.get(k) is not None}) + "\n"
                                for d in result["docs"]))
     html_view(result, out / "labels.html")
     summary = {k: v for k, v in result.items() if k != "docs"}

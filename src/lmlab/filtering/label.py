@@ -1,0 +1,104 @@
+"""Label a prepared dataset with the distilled classifier (Rathi & Radford 2026 §3.1; reference §2.5): p(forget)
+for every token of DATA/train.bin into its float16 side channel DATA/train.side (what `lmlab lm train --set
+mask=...` reads), and a document flag per document from the document classifier (what document filtering
+drops). Each document is read on its own (the biLM sees exactly its document, in chunks of the biLM's context);
+separators get p = 0.
+
+Resumable and atomic: scores go into DATA/.train.side.partial (memory-mapped) document block by document block,
+with DATA/.train.label.json recording how many documents are done and which classifier wrote them; after kill -9
+the run continues at the first unfinished block, and the side channel appears (renamed into place) only when
+every token has its score.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def _load_classifier(cls_dir: Path):
+    """(info, token probe, document probe, biLM) of a classifier directory."""
+    from safetensors.torch import load_file
+
+    from lmlab.errors import DataError
+    from lmlab.filtering.bilm import load_bilm
+    from lmlab.filtering.probe import Probe
+    from lmlab.io import read_json
+
+    if not (cls_dir / "classifier.json").is_file():
+        raise DataError(f"{cls_dir} is not a finished classifier (no classifier.json)",
+                        "run `lmlab filter classifier --out DIR` first")
+    info = read_json(cls_dir / "classifier.json")
+    tp, dp = load_file(cls_dir / "probe.safetensors"), load_file(cls_dir / "doc_probe.safetensors")
+    return (info, Probe(tp["w"], float(tp["b"][0])), Probe(dp["w"], float(dp["b"][0])),
+            load_bilm(info["fwd"], info["bwd"]))
+
+
+@torch.no_grad()
+def score_document(bilm, probe, doc_probe, ids: np.ndarray, layer: int, seq_len: int,
+                   variant: str = "bilm") -> tuple[np.ndarray, float]:
+    """(p(forget) per token of one document after its separator, p(document is forget)); chunks of seq_len."""
+    from lmlab.filtering.bilm import bilm_states
+
+    feats = [bilm_states(bilm, torch.as_tensor(ids[c:c + seq_len].astype(np.int64))[None], layer, variant)[0]
+             for c in range(0, len(ids), seq_len)]
+    f = torch.cat(feats)[1:]  # (T-1, F): the separator is not scored
+    if not len(f):
+        return np.zeros(0, np.float32), 0.0
+    return probe.prob(f).numpy(), float(doc_probe.prob(f.float().mean(0, keepdim=True))[0])
+
+
+def label_dataset(cls_dir, data_dir, split: str = "train", block_docs: int = 256, progress: bool = True,
+                  stop_after_blocks: int | None = None) -> dict:
+    """Write DATA/{split}.side (p per token) and DATA/{split}.docflags.npy (p per document); resume a partial
+    run of the same classifier. `stop_after_blocks` stops early (tests of the resume path)."""
+    from lmlab.data.shards import open_shard, write_side
+    from lmlab.data.tokenizer import Tokenizer
+    from lmlab.errors import DataError
+    from lmlab.filtering.classifier import shard_documents
+    from lmlab.io import atomic_path, read_json, write_json
+    from lmlab.progress import track
+
+    cls_dir, data_dir = Path(cls_dir), Path(data_dir)
+    info, probe, doc_probe, bilm = _load_classifier(cls_dir)
+    tok = Tokenizer.load(data_dir)
+    if tok.fingerprint() != info["tokenizer_sha256"]:
+        raise DataError(f"the classifier {cls_dir.name} was built for another tokenizer than {data_dir.name}'s",
+                        "label a dataset prepared with the biLM's tokenizer (or train a biLM on this dataset)")
+    shard = open_shard(data_dir / f"{split}.bin")
+    tokens = np.asarray(shard.tokens)
+    docs = shard_documents(tokens, tok.eot_id)
+    part, state_path = data_dir / f".{split}.side.partial", data_dir / f".{split}.label.json"
+    key = {"classifier": str(cls_dir.resolve()), "threshold": info["threshold"], "n_tokens": int(len(tokens))}
+    state = read_json(state_path) if state_path.is_file() else {}
+    if state.get("key") != key or not part.is_file():
+        np.lib.format.open_memmap(part, mode="w+", dtype=np.float32, shape=(len(tokens),)).flush()
+        state = {"key": key, "docs_done": 0, "doc_p": []}
+    p = np.load(part, mmap_mode="r+")
+    starts = range(state["docs_done"], len(docs), block_docs)
+    for blocks, b0 in enumerate(track(starts, progress, f"labelling {split}.bin ({block_docs} documents a step)")):
+        if stop_after_blocks is not None and blocks >= stop_after_blocks:
+            return {"done": False, "docs_done": state["docs_done"], "n_docs": len(docs)}
+        for s, e in docs[b0:b0 + block_docs]:
+            p[s + 1:e], dp = score_document(bilm, probe, doc_probe, tokens[s:e], info["layer"], info["seq_len"])
+            p[s] = 0.0
+            state["doc_p"].append(dp)
+        p.flush()
+        state["docs_done"] = min(b0 + block_docs, len(docs))
+        write_json(state_path, state)  # after the scores are on disk: a kill here redoes at most one block
+    if docs and docs[0][0] > 0:
+        p[:docs[0][0]] = 0.0  # tokens before the first separator (none in lmlab datasets)
+    write_side(data_dir / f"{split}.bin", np.asarray(p))
+    doc_p = np.asarray(state["doc_p"], dtype=np.float32)
+    with atomic_path(data_dir / f"{split}.docflags.npy") as tmp, open(tmp, "wb") as f:
+        np.save(f, doc_p)
+    summary = {"split": split, "n_tokens": int(len(tokens)), "n_docs": len(docs), "classifier": str(cls_dir),
+               "token_threshold": info["threshold"], "doc_threshold": info["doc"]["threshold"],
+               "flagged_token_rate": float((np.asarray(p) >= info["threshold"]).mean()),
+               "flagged_doc_rate": float((doc_p >= info["doc"]["threshold"]).mean()) if len(doc_p) else 0.0}
+    write_json(data_dir / f"{split}.label.json", summary)
+    part.unlink(missing_ok=True)
+    state_path.unlink(missing_ok=True)
+    return summary

@@ -1,0 +1,168 @@
+"""The distilled classifier's parts: biLM reversal alignment (position t sees exactly x<=t through the forward
+half and x>=t through the backward half; the released variant does not), reversed training windows, the L-BFGS
+probe and the F1-optimal threshold on planted cases."""
+
+import numpy as np
+import pytest
+import torch
+
+from lmlab.filtering.bilm import BiLM, bilm_states
+from lmlab.filtering.probe import balance, f1_threshold, fit_logistic, metrics, train_probe
+from lmlab.lm.model import GPT, ModelConfig
+
+
+def _gpt(seed):
+    torch.manual_seed(seed)
+    return GPT(ModelConfig(vocab_size=50, d_model=32, n_layer=2, n_head=2, max_seq_len=16)).eval()
+
+
+@pytest.mark.parametrize("j", [0, 5, 11])
+def test_bilm_position_t_sees_left_through_fwd_and_right_through_bwd(j):
+    """Planted dependency: change token j; the forward half's features change exactly at t >= j, the backward
+    half's exactly at t <= j. The released variant's second half changes at t >= j (it never sees the right)."""
+    bilm = BiLM(_gpt(0), _gpt(1), None)
+    x = torch.randint(0, 50, (1, 12), generator=torch.Generator().manual_seed(3))
+    x2 = x.clone()
+    x2[0, j] = (x[0, j] + 7) % 50
+    d = 32
+    for variant in ("bilm", "released"):
+        a, b = bilm_states(bilm, x, 1, variant)[0], bilm_states(bilm, x2, 1, variant)[0]
+        changed = (a - b).abs().amax(-1) > 1e-6  # (T, 2d) -> per position, per half below
+        fwd = (a[:, :d] - b[:, :d]).abs().amax(-1) > 1e-6
+        bwd = (a[:, d:] - b[:, d:]).abs().amax(-1) > 1e-6
+        t = torch.arange(12)
+        assert torch.equal(fwd, t >= j)
+        assert torch.equal(bwd, t <= j if variant == "bilm" else t >= j), variant
+        assert changed.any()
+    assert bilm_states(bilm, x, 1, "ltr").shape == (1, 12, d)
+    assert bilm_states(bilm, x, 0, "bilm").shape == (1, 12, 2 * d)
+
+
+def test_reversed_windows_read_the_stream_backwards(tmp_path):
+    from lmlab.data.shards import open_shard, windows, write_shard
+
+    write_shard(tmp_path / "s.bin", np.arange(20), 100, side=np.arange(20) / 100)
+    sh = open_shard(tmp_path / "s.bin")
+    x, y, sx, sy = windows(sh, np.array([3]), 4, reverse=True)
+    assert x.tolist() == [[7, 6, 5, 4]] and y.tolist() == [[6, 5, 4, 3]]
+    assert np.allclose(sx.numpy(), [[0.07, 0.06, 0.05, 0.04]], atol=1e-3)
+    x, y, _, _ = windows(sh, np.array([3]), 4)
+    assert x.tolist() == [[3, 4, 5, 6]] and y.tolist() == [[4, 5, 6, 7]]
+
+
+def test_f1_threshold_known_answer():
+    p = np.array([0.9, 0.8, 0.7, 0.6, 0.2, 0.1])
+    y = np.array([1, 1, 0, 1, 0, 0])
+    thr, f1 = f1_threshold(p, y)  # cut after 0.6: tp 3, fp 1 -> F1 = 6 / 7
+    assert thr == 0.6 and f1 == pytest.approx(6 / 7)
+    m = metrics(p, y, thr)
+    assert m["precision"] == 0.75 and m["recall"] == 1.0 and m["auroc"] == pytest.approx(8 / 9)
+    thr, _ = f1_threshold(np.array([0.5, 0.5, 0.1]), np.array([1, 0, 0]))  # ties are never split
+    assert thr == 0.5
+
+
+def test_probe_recovers_a_planted_direction_with_imbalance():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(6000, 20, generator=g) * torch.linspace(0.5, 3, 20) + 4.0  # unscaled, off-centre features
+    v = torch.zeros(20)
+    v[[2, 7]] = torch.tensor([1.0, -0.5])
+    y = ((x - 4.0) @ v > 1.2).long().numpy()  # ~15% positive
+    assert 0.05 < y.mean() < 0.3
+    idx = balance(y)
+    assert (y[idx] == 1).sum() == (y[idx] == 0).sum() == (y == 1).sum()
+    probe, info = train_probe(x[:4000], y[:4000], x[4000:], y[4000:])
+    p = probe.prob(x[4000:]).numpy()
+    assert info["val"]["auroc"] > 0.99 and info["val"]["f1"] > 0.9
+    w = probe.w / probe.w.norm()
+    assert w[2] > 0.8 and w[7] < -0.3 and w[[i for i in range(20) if i not in (2, 7)]].abs().max() < 0.1
+    assert metrics(p, y[4000:], info["threshold"])["f1"] == pytest.approx(info["val"]["f1"])
+
+
+def test_fit_logistic_matches_closed_form_gradient_zero():
+    """At the optimum the regularised gradient vanishes (checked in the standardised space it is fitted in)."""
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(500, 5, generator=g)
+    y = (torch.rand(500, generator=g) < torch.sigmoid(x[:, 0] * 2)).long()
+    pr = fit_logistic(x, y, l2=0.1)
+    mu, sd = x.double().mean(0), x.double().std(0)
+    w_std = pr.w.double() * sd
+    z = (x.double() - mu) / sd
+    p = torch.sigmoid(z @ w_std + pr.b + (pr.w.double() * mu).sum())
+    grad = z.T @ (p - y.double()) / 500 + 0.1 * w_std
+    assert grad.abs().max() < 1e-5
+
+
+def test_classifier_end_to_end_on_planted_labels(tiny_data, tmp_path):
+    """Two tiny LMs (left-to-right and reversed) on a real prepared dataset, SAE-style labels planted on medical
+    words and carried into the dataset's tokenizer: every (variant, layer) probe is fitted, the embedding layer
+    finds the planted words, and the saved classifier names its tokenizer; the document classifier separates
+    documents with medical words."""
+    import json
+
+    from lmlab.config import apply_overrides, get_preset
+    from lmlab.data.tokenizer import Tokenizer
+    from lmlab.filtering.classifier import train_classifier
+    from lmlab.lm.train import train
+    from lmlab.sae.label import label_shard
+
+    for name, rev in (("fwd", "false"), ("bwd", "true")):
+        cfg = apply_overrides(get_preset("lm", "tiny"), [f'data="{tiny_data}"', "max_steps=6", f"reverse={rev}",
+                                                          "eval_every=6", "ckpt_every=0"])
+        train(cfg, tmp_path / name, progress=False)
+    rng = np.random.default_rng(0)
+    # planted "medical" words share no letter with the others, so no BPE piece is in both kinds
+    med, other = ["qzx", "jqz", "xxk", "zjkq"], ["house", "river", "music", "table", "green", "plant"]
+    docs = []
+    for i in range(200):
+        words = list(rng.choice(other, 30)) + (list(rng.choice(med, 6)) if i % 2 else [])
+        rng.shuffle(words)
+        text, spans, labels, pos = " ".join(words), [], [], 0
+        for w in words:
+            spans.append((pos, pos + len(w)))
+            labels.append(w in med)
+            pos += len(w) + 1
+        dom = "medical" if i % 2 else "general"
+        docs.append({"id": str(i), "domain": dom, "text": text, "spans": spans, "labels": labels,
+                     "entry_spans": [[0, len(text), dom]]})
+    lab = tmp_path / "labels"
+    lab.mkdir()
+    label_shard(docs, Tokenizer.load(tiny_data), lab / "labels.bin")
+    (lab / "labels.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    info = train_classifier(lab, tmp_path / "fwd", tmp_path / "bwd", tmp_path / "cls", layers=[0, 2],
+                            variants=("bilm", "ltr"))
+    assert [(r["variant"], r["layer"]) for r in info["table"]] == [("bilm", 0), ("bilm", 2), ("ltr", 0), ("ltr", 2)]
+    emb = info["table"][0]
+    assert emb["test"]["f1"] > 0.95 and emb["test"]["auroc"] > 0.99
+    assert info["doc"]["test"]["auroc"] > 0.9 and 0.05 < info["label_positive_rate"] < 0.3
+    saved = json.loads((tmp_path / "cls" / "classifier.json").read_text())
+    assert saved["tokenizer_sha256"] and (tmp_path / "cls" / "probe.safetensors").is_file()
+    _label_dataset_resumes_exactly(tiny_data, tmp_path)
+
+
+def _label_dataset_resumes_exactly(tiny_data, tmp_path):
+    """Corpus labelling (part of the end-to-end test: it needs that classifier): a run stopped after two blocks
+    and resumed writes the same side channel as an uninterrupted run; another tokenizer's classifier is refused."""
+    import json
+    import shutil
+
+    from lmlab.data.shards import open_shard
+    from lmlab.errors import DataError
+    from lmlab.filtering.label import label_dataset
+
+    a, b = tmp_path / "data_a", tmp_path / "data_b"
+    for d in (a, b):
+        shutil.copytree(tiny_data, d)
+    first = label_dataset(tmp_path / "cls", a, block_docs=200, progress=False, stop_after_blocks=2)
+    assert first == {"done": False, "docs_done": 400, "n_docs": first["n_docs"]} and not (a / "train.side").exists()
+    done = label_dataset(tmp_path / "cls", a, block_docs=200, progress=False)
+    ref = label_dataset(tmp_path / "cls", b, block_docs=200, progress=False)
+    sa, sb = open_shard(a / "train.bin"), open_shard(b / "train.bin")
+    assert np.array_equal(np.asarray(sa.side), np.asarray(sb.side)) and done == {**ref, "classifier": done["classifier"]}
+    assert 0 <= done["flagged_token_rate"] < 0.5 and not list(a.glob(".train*"))
+    assert len(np.load(a / "train.docflags.npy")) == done["n_docs"]
+    bad = tmp_path / "cls_other"
+    shutil.copytree(tmp_path / "cls", bad)
+    info = json.loads((bad / "classifier.json").read_text())
+    (bad / "classifier.json").write_text(json.dumps({**info, "tokenizer_sha256": "0" * 64}))
+    with pytest.raises(DataError, match="built for another tokenizer"):
+        label_dataset(bad, b, progress=False)
