@@ -92,11 +92,10 @@ def test_fit_logistic_matches_closed_form_gradient_zero():
     assert grad.abs().max() < 1e-5
 
 
-def test_classifier_end_to_end_on_planted_labels(tiny_data, tmp_path):
-    """Two tiny LMs (left-to-right and reversed) on a real prepared dataset, SAE-style labels planted on medical
-    words and carried into the dataset's tokenizer: every (variant, layer) probe is fitted, the embedding layer
-    finds the planted words, and the saved classifier names its tokenizer; the document classifier separates
-    documents with medical words."""
+@pytest.fixture(scope="module")
+def planted(tiny_data, tmp_path_factory):
+    """Two tiny LMs (left-to-right and reversed) on a real prepared dataset, SAE-style labels planted on
+    "medical" words and carried into the dataset's tokenizer, and the classifier trained on them."""
     import json
 
     from lmlab.config import apply_overrides, get_preset
@@ -105,10 +104,11 @@ def test_classifier_end_to_end_on_planted_labels(tiny_data, tmp_path):
     from lmlab.lm.train import train
     from lmlab.sae.label import label_shard
 
+    root = tmp_path_factory.mktemp("planted")
     for name, rev in (("fwd", "false"), ("bwd", "true")):
         cfg = apply_overrides(get_preset("lm", "tiny"), [f'data="{tiny_data}"', "max_steps=6", f"reverse={rev}",
                                                           "eval_every=6", "ckpt_every=0"])
-        train(cfg, tmp_path / name, progress=False)
+        train(cfg, root / name, progress=False)
     rng = np.random.default_rng(0)
     # planted "medical" words share no letter with the others, so no BPE piece is in both kinds
     med, other = ["qzx", "jqz", "xxk", "zjkq"], ["house", "river", "music", "table", "green", "plant"]
@@ -124,24 +124,31 @@ def test_classifier_end_to_end_on_planted_labels(tiny_data, tmp_path):
         dom = "medical" if i % 2 else "general"
         docs.append({"id": str(i), "domain": dom, "text": text, "spans": spans, "labels": labels,
                      "entry_spans": [[0, len(text), dom]]})
-    lab = tmp_path / "labels"
+    lab = root / "labels"
     lab.mkdir()
     label_shard(docs, Tokenizer.load(tiny_data), lab / "labels.bin")
     (lab / "labels.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
-    info = train_classifier(lab, tmp_path / "fwd", tmp_path / "bwd", tmp_path / "cls", layers=[0, 2],
-                            variants=("bilm", "ltr"))
+    info = train_classifier(lab, root / "fwd", root / "bwd", root / "cls", layers=[0, 2], variants=("bilm", "ltr"))
+    return root, info
+
+
+def test_classifier_end_to_end_on_planted_labels(planted):
+    """Every (variant, layer) probe is fitted, the embedding layer finds the planted words, the saved classifier
+    names its tokenizer, and the document classifier separates documents with medical words."""
+    import json
+
+    root, info = planted
     assert [(r["variant"], r["layer"]) for r in info["table"]] == [("bilm", 0), ("bilm", 2), ("ltr", 0), ("ltr", 2)]
     emb = info["table"][0]
     assert emb["test"]["f1"] > 0.95 and emb["test"]["auroc"] > 0.99
     assert info["doc"]["test"]["auroc"] > 0.9 and 0.05 < info["label_positive_rate"] < 0.3
-    saved = json.loads((tmp_path / "cls" / "classifier.json").read_text())
-    assert saved["tokenizer_sha256"] and (tmp_path / "cls" / "probe.safetensors").is_file()
-    _label_dataset_resumes_exactly(tiny_data, tmp_path)
+    saved = json.loads((root / "cls" / "classifier.json").read_text())
+    assert saved["tokenizer_sha256"] and (root / "cls" / "probe.safetensors").is_file()
 
 
-def _label_dataset_resumes_exactly(tiny_data, tmp_path):
-    """Corpus labelling (part of the end-to-end test: it needs that classifier): a run stopped after two blocks
-    and resumed writes the same side channel as an uninterrupted run; another tokenizer's classifier is refused."""
+def test_label_dataset_resumes_exactly(planted, tiny_data, tmp_path):
+    """Corpus labelling: a run stopped after two blocks and resumed writes the same side channel as an
+    uninterrupted run; another tokenizer's classifier is refused."""
     import json
     import shutil
 
@@ -149,20 +156,55 @@ def _label_dataset_resumes_exactly(tiny_data, tmp_path):
     from lmlab.errors import DataError
     from lmlab.filtering.label import label_dataset
 
+    root, _ = planted
     a, b = tmp_path / "data_a", tmp_path / "data_b"
     for d in (a, b):
         shutil.copytree(tiny_data, d)
-    first = label_dataset(tmp_path / "cls", a, block_docs=200, progress=False, stop_after_blocks=2)
+    first = label_dataset(root / "cls", a, block_docs=200, progress=False, stop_after_blocks=2)
     assert first == {"done": False, "docs_done": 400, "n_docs": first["n_docs"]} and not (a / "train.side").exists()
-    done = label_dataset(tmp_path / "cls", a, block_docs=200, progress=False)
-    ref = label_dataset(tmp_path / "cls", b, block_docs=200, progress=False)
+    done = label_dataset(root / "cls", a, block_docs=200, progress=False)
+    ref = label_dataset(root / "cls", b, block_docs=200, progress=False)
     sa, sb = open_shard(a / "train.bin"), open_shard(b / "train.bin")
-    assert np.array_equal(np.asarray(sa.side), np.asarray(sb.side)) and done == {**ref, "classifier": done["classifier"]}
+    assert np.array_equal(np.asarray(sa.side), np.asarray(sb.side)) and done == ref
     assert 0 <= done["flagged_token_rate"] < 0.5 and not list(a.glob(".train*"))
     assert len(np.load(a / "train.docflags.npy")) == done["n_docs"]
     bad = tmp_path / "cls_other"
-    shutil.copytree(tmp_path / "cls", bad)
+    shutil.copytree(root / "cls", bad)
     info = json.loads((bad / "classifier.json").read_text())
     (bad / "classifier.json").write_text(json.dumps({**info, "tokenizer_sha256": "0" * 64}))
     with pytest.raises(DataError, match="built for another tokenizer"):
         label_dataset(bad, b, progress=False)
+
+
+def test_filter_sweep_four_series_tiny(planted, tiny_data, tmp_path):
+    """Each series on a tiny run: document filtering trains on fewer documents, masking and removal take more
+    steps under the loss-bearing-token budget and train on fewer loss tokens; a re-run resumes nothing new."""
+    import shutil
+
+    from lmlab.data.shards import open_shard
+    from lmlab.errors import ConfigError
+    from lmlab.filtering.label import label_dataset
+    from lmlab.filtering.sweep import FilterSweepConfig, sweep
+
+    root, _ = planted
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    label_dataset(root / "cls", data, block_docs=500, progress=False)
+    side = np.asarray(open_shard(data / "train.bin").side, dtype=np.float32)
+    thr = float(np.quantile(side, 0.9))  # ~10% of tokens flagged
+    dthr = float(np.median(np.load(data / "train.docflags.npy")))
+    cfg = FilterSweepConfig(data=str(data), sizes=["16x1"], tokens_per_param=2.0, threshold=thr, doc_threshold=dthr,
+                            seq_len=32, batch_size=8, evals_per_run=2, eval_windows=4, device="cpu")
+    res = sweep(cfg, tmp_path / "sw", progress=False)
+    rows = {r["series"]: r for r in res["runs"]}
+    assert set(rows) == {"baseline", "document", "mask", "removal"}
+    b, m, rm = rows["baseline"], rows["mask"], rows["removal"]
+    assert 0.03 < m["masked_share"] < 0.3 and m["steps"] > b["steps"] and m["d_nominal"] == b["d_nominal"]
+    assert m["loss_bearing_tokens"] < m["tokens_processed"] and rm["steps"] == m["steps"]
+    assert m["loss_bearing_tokens"] == pytest.approx(b["loss_bearing_tokens"], rel=0.1)  # equal loss-token budgets
+    assert all(np.isfinite(r["loss_medical"]) for r in rows.values())
+    doc_tokens = len(open_shard(tmp_path / "sw" / "data_document" / "train.bin"))
+    assert 0 < doc_tokens < 0.8 * len(side)
+    assert sweep(cfg, tmp_path / "sw", progress=False)["runs"] == res["runs"]  # every run finished: reused
+    with pytest.raises(ConfigError, match="outside"):
+        FilterSweepConfig(data=str(data), threshold=1.5)

@@ -146,3 +146,29 @@ def _save_classifier(out, bilm, best, doc, table, fwd_run, bwd_run, seq_len, dom
             "doc": {k: doc[k] for k in ("l2", "threshold", "val", "test")}, "table": table}
     write_json(out / "classifier.json", info)  # written last: its presence marks a finished classifier
     return info
+
+
+@torch.no_grad()
+def teacher_probe(labels_dir, model: str, layer: int, seed: int = 0, batch: int = 4) -> dict:
+    """The reference the distilled classifier is compared with: the same probe on the labelling LM's own
+    residual stream at `layer` (labels.jsonl holds that LM's token ids and labels; same document split)."""
+    import json
+
+    from lmlab.acts.hooks import forward_to_layer
+    from lmlab.acts.positions import pad_batch, pad_id
+    from lmlab.models import load_causal_lm
+
+    rows = [json.loads(line) for line in (Path(labels_dir) / "labels.jsonl").read_text().splitlines()]
+    lm, tok = load_causal_lm(model)
+    feats, ys, owner = [], [], []
+    for i in range(0, len(rows), batch):
+        chunk = rows[i:i + batch]
+        ids, mask = pad_batch([r["ids"] for r in chunk], pad_id(tok))
+        h = forward_to_layer(lm, ids, layer, attention_mask=mask).float()  # (b, T, d)
+        for j, r in enumerate(chunk):
+            keep = torch.tensor([e > s for s, e in r["spans"]])  # specials (BOS) have no characters
+            feats.append(h[j, :len(r["ids"])][keep])
+            ys.append(np.asarray(r["labels"], dtype=np.int64)[keep.numpy()])
+            owner.append(np.full(int(keep.sum()), i + j))
+    r = fit_token_classifier(torch.cat(feats), np.concatenate(ys), np.concatenate(owner), seed)
+    return {"model": model, "layer": layer, **{k: r[k] for k in ("l2", "threshold", "val", "test")}}
