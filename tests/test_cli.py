@@ -21,7 +21,7 @@ CLI_STAGES = {
     "glp": {"train", "presets", "eval", "delta-lm", "sweep", "probe", "steer"},
     "glp steer": {"sweep"},
     "scaling": {"sweep", "fit", "predict", "allocate", "critical-batch", "slowdown"},
-    "filter": {"classifier", "label", "sweep"},
+    "filter": {"classifier", "label", "sweep", "slowdown"},
     "eval": {"humaneval", "fewshot", "contamination"},
 }
 

@@ -102,3 +102,26 @@ def sweep_cmd(
         return
     res = S.sweep(cfg, out, progress=progress)
     print(json.dumps({"out": str(out), "runs": len(res["runs"])}))
+
+
+@app.command("slowdown")
+def slowdown_cmd(
+    sweep: Path = typer.Option(..., help="A filter sweep directory (its sweep.json)."),
+    out: Path = typer.Option(..., help="Directory for slowdown.json and slowdown.png."),
+    bootstrap: int = typer.Option(1000, help="Bootstrap resamples of the baseline fit."),
+) -> None:
+    """Loss-matched baseline compute ratio per series, size and domain (forget, retain, general), nominal and
+    processed compute, with bootstrap intervals; loss-vs-compute plot with the baseline's power law."""
+    import json
+
+    from lmlab.filtering.slowdown import filter_slowdown, slowdown_plot
+    from lmlab.io import write_json
+
+    res = filter_slowdown(sweep / "sweep.json", bootstrap=bootstrap)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "slowdown.json", res)
+    slowdown_plot(sweep / "sweep.json", res, out / "slowdown.png")
+    for dom, per in res["domains"].items():
+        for series, pts in per.items():
+            print(f"{dom:>8} {series:>9}: " + "  ".join(f"{p['size']} {p['slowdown_nominal']:.2f}x" for p in pts))
+    print(json.dumps({"out": str(out)}))
