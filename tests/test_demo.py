@@ -17,6 +17,8 @@ def test_quick_demo_writes_report_and_summary(tmp_path):
     assert "data:image/png;base64," in html and "SmolLM2" in html
     assert "SAE: sparse autoencoder and token labels" in html and 0 < s["sae"]["eval"]["fvu"] < 1.5
     assert s["sae"]["eval"]["lm"]["ce_clean"] < s["sae"]["eval"]["lm"]["ce_zero"] and s["sae"]["labels"]["n_tokens"] > 0
+    assert "Token-level filtering" in html and len(s["filter"]["sweep"]) == 4
+    assert {r["series"] for r in s["filter"]["sweep"]} == {"baseline", "mask"} and s["filter"]["corpus"]["n_tokens"] > 0
     # a re-run reuses every finished stage (no retraining): it is fast and gives the same numbers
     r2 = run_lmlab("demo", "--quick", "--out", str(out), timeout=900)
     assert r2.returncode == 0

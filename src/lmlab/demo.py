@@ -87,7 +87,7 @@ def run_demo(out: Path, quick: bool = False) -> dict:
     plan = _plan(quick, out)
     sections, summary = [], {"quick": quick}
     for stage in (_stage_data, _stage_lm, _stage_smollm2, _stage_acts, _stage_glp, _stage_glp_apps, _stage_sae,
-                  _stage_scaling, _stage_humaneval, _stage_fewshot):
+                  _stage_filter, _stage_scaling, _stage_humaneval, _stage_fewshot):
         t = time.perf_counter()
         section, result = stage(out, plan)
         result["seconds"] = round(time.perf_counter() - t, 1)
@@ -260,6 +260,13 @@ def _stage_sae(out: Path, plan: Plan):
     from lmlab.sae.demo import demo_stage
 
     return demo_stage(out, plan.quick, Path(plan.acts.out), Path(plan.train.data))
+
+
+def _stage_filter(out: Path, plan: Plan):
+    """Token-level filtering, small: pages, SAE labels, biLM probe, corpus side channel, masked pretraining."""
+    from lmlab.filtering.demo import demo_stage
+
+    return demo_stage(out, plan.quick, Path(plan.acts.out), out / "sae")
 
 
 def _stage_scaling(out: Path, plan: Plan):

@@ -67,6 +67,11 @@ def label_dataset(cls_dir, data_dir, split: str = "train", block_docs: int = 256
     if tok.fingerprint() != info["tokenizer_sha256"]:
         raise DataError(f"the classifier {cls_dir.name} was built for another tokenizer than {data_dir.name}'s",
                         "label a dataset prepared with the biLM's tokenizer (or train a biLM on this dataset)")
+    done = data_dir / f"{split}.label.json"
+    if done.is_file() and (data_dir / f"{split}.side").is_file():  # finished by this classifier: nothing to do
+        prev = read_json(done)
+        if prev.get("classifier") == str(cls_dir) and prev.get("token_threshold") == info["threshold"]:
+            return prev
     shard = open_shard(data_dir / f"{split}.bin")
     tokens = np.asarray(shard.tokens)
     docs = shard_documents(tokens, tok.eot_id)
