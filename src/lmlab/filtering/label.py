@@ -37,17 +37,31 @@ def _load_classifier(cls_dir: Path):
 
 
 @torch.no_grad()
-def score_document(bilm, probe, doc_probe, ids: np.ndarray, layer: int, seq_len: int,
-                   variant: str = "bilm") -> tuple[np.ndarray, float]:
-    """(p(forget) per token of one document after its separator, p(document is forget)); chunks of seq_len."""
+def score_block(bilm, probe, doc_probe, tokens: np.ndarray, docs: list[tuple[int, int]], layer: int, seq_len: int,
+                variant: str = "bilm", batch: int = 64) -> tuple[list[np.ndarray], list[float]]:
+    """Per document [s, e) of `docs`: p(forget) of its tokens after the separator, and p(document is forget).
+    Each document is cut into chunks of seq_len read on their own (as in training the probe); chunks of equal
+    length from all documents of the block are batched."""
     from lmlab.filtering.bilm import bilm_states
 
-    feats = [bilm_states(bilm, torch.as_tensor(ids[c:c + seq_len].astype(np.int64))[None], layer, variant)[0]
-             for c in range(0, len(ids), seq_len)]
-    f = torch.cat(feats)[1:]  # (T-1, F): the separator is not scored
-    if not len(f):
-        return np.zeros(0, np.float32), 0.0
-    return probe.prob(f).numpy(), float(doc_probe.prob(f.float().mean(0, keepdim=True))[0])
+    chunks = [(i, c, min(e, c + seq_len)) for i, (s, e) in enumerate(docs) for c in range(s, e, seq_len)]
+    feats: dict[tuple[int, int], torch.Tensor] = {}
+    by_len: dict[int, list] = {}
+    for ch in chunks:
+        by_len.setdefault(ch[2] - ch[1], []).append(ch)
+    for group in by_len.values():
+        for k in range(0, len(group), batch):
+            part = group[k:k + batch]
+            ids = torch.as_tensor(np.stack([tokens[c:e] for _, c, e in part]).astype(np.int64))  # (b, T)
+            f = bilm_states(bilm, ids, layer, variant).float()  # (b, T, F)
+            for (i, c, _), fi in zip(part, f):
+                feats[(i, c)] = fi
+    probs, doc_p = [], []
+    for i, (s, e) in enumerate(docs):
+        f = torch.cat([feats[(i, c)] for c in range(s, e, seq_len)])[1:]  # (T-1, F): the separator is not scored
+        probs.append(probe.prob(f).numpy() if len(f) else np.zeros(0, np.float32))
+        doc_p.append(float(doc_probe.prob(f.mean(0, keepdim=True))[0]) if len(f) else 0.0)
+    return probs, doc_p
 
 
 def label_dataset(cls_dir, data_dir, split: str = "train", block_docs: int = 256, progress: bool = True,
@@ -86,9 +100,10 @@ def label_dataset(cls_dir, data_dir, split: str = "train", block_docs: int = 256
     for blocks, b0 in enumerate(track(starts, progress, f"labelling {split}.bin ({block_docs} documents a step)")):
         if stop_after_blocks is not None and blocks >= stop_after_blocks:
             return {"done": False, "docs_done": state["docs_done"], "n_docs": len(docs)}
-        for s, e in docs[b0:b0 + block_docs]:
-            p[s + 1:e], dp = score_document(bilm, probe, doc_probe, tokens[s:e], info["layer"], info["seq_len"])
-            p[s] = 0.0
+        block = docs[b0:b0 + block_docs]
+        probs, doc_p = score_block(bilm, probe, doc_probe, tokens, block, info["layer"], info["seq_len"])
+        for (s, e), q, dp in zip(block, probs, doc_p):
+            p[s + 1:e], p[s] = q, 0.0
             state["doc_p"].append(dp)
         p.flush()
         state["docs_done"] = min(b0 + block_docs, len(docs))
