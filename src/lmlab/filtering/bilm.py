@@ -67,3 +67,26 @@ def bilm_states(bilm: BiLM, ids: torch.Tensor, layer: int, variant: Variant = "b
     else:
         hb = bilm.bwd.hidden(ids.flip(1), layer).flip(1)  # (B, T, d): position t has read x_T..x_t
     return torch.cat([hf, hb], dim=-1)
+
+
+@torch.no_grad()
+def document_states(bilm: BiLM, tokens, docs: list[tuple[int, int]], layer: int, variant: Variant = "bilm",
+                    seq_len: int | None = None, batch: int = 64) -> list[torch.Tensor]:
+    """Per document [s, e) of the token array: its features (e - s, F) (float32). A document is cut into chunks of
+    seq_len (default: the model's context), each read on its own in both directions; chunks of equal length from
+    all documents are batched."""
+    import numpy as np
+
+    seq_len = seq_len or bilm.fwd.cfg.max_seq_len
+    chunks = [(i, c, min(e, c + seq_len)) for i, (s, e) in enumerate(docs) for c in range(s, e, seq_len)]
+    by_len: dict[int, list] = {}
+    for ch in chunks:
+        by_len.setdefault(ch[2] - ch[1], []).append(ch)
+    feats: dict[tuple[int, int], torch.Tensor] = {}
+    for group in by_len.values():
+        for k in range(0, len(group), batch):
+            part = group[k:k + batch]
+            ids = torch.as_tensor(np.stack([tokens[c:e] for _, c, e in part]).astype(np.int64))  # (b, T)
+            for (i, c, _), f in zip(part, bilm_states(bilm, ids, layer, variant).float()):
+                feats[(i, c)] = f
+    return [torch.cat([feats[(i, c)] for c in range(s, e, seq_len)]) for i, (s, e) in enumerate(docs)]

@@ -36,19 +36,12 @@ def shard_documents(tokens: np.ndarray, eot_id: int) -> list[tuple[int, int]]:
 @torch.no_grad()
 def token_features(bilm, tokens: np.ndarray, docs: list[tuple[int, int]], layer: int, variant: str,
                    seq_len: int) -> tuple[torch.Tensor, np.ndarray]:
-    """Features (N, F) of every non-separator token of `docs`, and the (N,) document index of each. A document
-    longer than seq_len is cut into consecutive chunks, each read in both directions on its own."""
-    from lmlab.filtering.bilm import bilm_states
+    """Features (N, F) of every non-separator token of `docs`, and the (N,) document index of each
+    (bilm.document_states: chunks of seq_len, each read on its own)."""
+    from lmlab.filtering.bilm import document_states
 
-    feats, owner = [], []
-    for i, (s, e) in enumerate(docs):
-        for c in range(s, e, seq_len):
-            ids = torch.as_tensor(tokens[c:min(e, c + seq_len)].astype(np.int64))[None]
-            f = bilm_states(bilm, ids, layer, variant)[0]
-            keep = slice(1, None) if c == s else slice(None)  # the separator is never a training example
-            feats.append(f[keep].float())
-            owner.append(np.full(len(f[keep]), i))
-    return torch.cat(feats), np.concatenate(owner)
+    per_doc = [f[1:] for f in document_states(bilm, tokens, docs, layer, variant, seq_len)]  # separators dropped
+    return torch.cat(per_doc), np.concatenate([np.full(len(f), i) for i, f in enumerate(per_doc)])
 
 
 def fit_token_classifier(x: torch.Tensor, y: np.ndarray, owner: np.ndarray, seed: int = 0) -> dict:

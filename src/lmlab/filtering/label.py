@@ -38,27 +38,14 @@ def _load_classifier(cls_dir: Path):
 
 @torch.no_grad()
 def score_block(bilm, probe, doc_probe, tokens: np.ndarray, docs: list[tuple[int, int]], layer: int, seq_len: int,
-                variant: str = "bilm", batch: int = 64) -> tuple[list[np.ndarray], list[float]]:
-    """Per document [s, e) of `docs`: p(forget) of its tokens after the separator, and p(document is forget).
-    Each document is cut into chunks of seq_len read on their own (as in training the probe); chunks of equal
-    length from all documents of the block are batched."""
-    from lmlab.filtering.bilm import bilm_states
+                variant: str = "bilm") -> tuple[list[np.ndarray], list[float]]:
+    """Per document [s, e) of `docs`: p(forget) of its tokens after the separator, and p(document is forget)
+    (features as in training the probe: bilm.document_states)."""
+    from lmlab.filtering.bilm import document_states
 
-    chunks = [(i, c, min(e, c + seq_len)) for i, (s, e) in enumerate(docs) for c in range(s, e, seq_len)]
-    feats: dict[tuple[int, int], torch.Tensor] = {}
-    by_len: dict[int, list] = {}
-    for ch in chunks:
-        by_len.setdefault(ch[2] - ch[1], []).append(ch)
-    for group in by_len.values():
-        for k in range(0, len(group), batch):
-            part = group[k:k + batch]
-            ids = torch.as_tensor(np.stack([tokens[c:e] for _, c, e in part]).astype(np.int64))  # (b, T)
-            f = bilm_states(bilm, ids, layer, variant).float()  # (b, T, F)
-            for (i, c, _), fi in zip(part, f):
-                feats[(i, c)] = fi
     probs, doc_p = [], []
-    for i, (s, e) in enumerate(docs):
-        f = torch.cat([feats[(i, c)] for c in range(s, e, seq_len)])[1:]  # (T-1, F): the separator is not scored
+    for f in document_states(bilm, tokens, docs, layer, variant, seq_len):
+        f = f[1:]  # (T-1, F): the separator is not scored
         probs.append(probe.prob(f).numpy() if len(f) else np.zeros(0, np.float32))
         doc_p.append(float(doc_probe.prob(f.mean(0, keepdim=True))[0]) if len(f) else 0.0)
     return probs, doc_p
