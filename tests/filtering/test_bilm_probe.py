@@ -208,3 +208,17 @@ def test_filter_sweep_four_series_tiny(planted, tiny_data, tmp_path):
     assert sweep(cfg, tmp_path / "sw", progress=False)["runs"] == res["runs"]  # every run finished: reused
     with pytest.raises(ConfigError, match="outside"):
         FilterSweepConfig(data=str(data), threshold=1.5)
+
+
+def test_document_bootstrap_interval_covers_the_estimate():
+    from lmlab.filtering.probe import metrics_ci
+
+    rng = np.random.default_rng(0)
+    y = (rng.random(4000) < 0.2).astype(int)
+    p = np.clip(y * 0.3 + rng.random(4000) * 0.7, 0, 1)
+    m = metrics(p, y, 0.5)
+    few = metrics_ci(p, y, np.repeat(np.arange(10), 400), 0.5, n_boot=300)  # 10 big documents
+    many = metrics_ci(p, y, np.arange(4000), 0.5, n_boot=300)  # every token its own document
+    for k in ("f1", "auroc"):
+        assert few[k][0] <= m[k] <= few[k][1] and many[k][0] <= m[k] <= many[k][1]
+    assert many["f1"][1] - many["f1"][0] < 0.1

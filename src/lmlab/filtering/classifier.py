@@ -46,13 +46,14 @@ def token_features(bilm, tokens: np.ndarray, docs: list[tuple[int, int]], layer:
 
 def fit_token_classifier(x: torch.Tensor, y: np.ndarray, owner: np.ndarray, seed: int = 0) -> dict:
     """Probe on the train documents, threshold on val, metrics on val and test. Returns the probe and figures."""
-    from lmlab.filtering.probe import metrics, train_probe
+    from lmlab.filtering.probe import metrics, metrics_ci, train_probe
 
     split = np.array([split_of(int(i)) for i in owner])
     tr, va, te = (split == "train"), (split == "val"), (split == "test")
     probe, info = train_probe(x[tr], y[tr], x[va], y[va], seed=seed)
     p_te = probe.prob(x[te]).numpy()
-    return {"probe": probe, **info, "test": metrics(p_te, y[te], info["threshold"]),
+    test = {**metrics(p_te, y[te], info["threshold"]), "ci95": metrics_ci(p_te, y[te], owner[te], info["threshold"])}
+    return {"probe": probe, **info, "test": test,
             "n_train": int(tr.sum()), "n_val": int(va.sum()), "n_test": int(te.sum())}
 
 

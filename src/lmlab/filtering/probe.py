@@ -77,6 +77,23 @@ def metrics(p: np.ndarray, y: np.ndarray, threshold: float) -> dict:
             "n": int(len(y)), "n_positive": int((y == 1).sum())}
 
 
+def metrics_ci(p: np.ndarray, y: np.ndarray, group: np.ndarray, threshold: float, n_boot: int = 500,
+               seed: int = 0) -> dict:
+    """95% percentile intervals of F1, precision, recall and AUROC at a fixed threshold, resampling documents
+    (`group`, one id per token) with replacement: tokens of one document are not independent."""
+    rng = np.random.default_rng(seed)
+    ids, inv = np.unique(group, return_inverse=True)
+    members = [np.flatnonzero(inv == k) for k in range(len(ids))]
+    draws = {k: [] for k in ("f1", "precision", "recall", "auroc")}
+    for _ in range(n_boot):
+        idx = np.concatenate([members[k] for k in rng.integers(0, len(ids), len(ids))])
+        if 0 < y[idx].sum() < len(idx):
+            m = metrics(p[idx], y[idx], threshold)
+            for k in draws:
+                draws[k].append(m[k])
+    return {k: [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))] for k, v in draws.items() if v}
+
+
 def train_probe(x_tr, y_tr, x_va, y_va, l2s=(1e-3, 1e-2, 1e-1), seed: int = 0) -> tuple[Probe, dict]:
     """Fit on a class-balanced subset of the training data for each l2, keep the one with the best validation
     log-loss (on balanced validation data), and set the F1-optimal threshold on the (unbalanced) validation
