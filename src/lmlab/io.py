@@ -31,6 +31,33 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp.unlink()
 
 
+def build_dir(final: str | os.PathLike, build, is_current, force: bool = False) -> Path:
+    """A cache directory that is complete or absent: reuse `final` when is_current(final) (and not `force`), else
+    run build(tmp) in `<final>.tmp-<pid>` and rename it into place (replacing a stale one); a current build another
+    process finished first is kept."""
+    import shutil
+
+    final = Path(final)
+    if not force and is_current(final):
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f"{final.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        build(tmp)
+        if final.exists():
+            if not force and is_current(final):
+                return final
+            old = final.with_name(f"{final.name}.old-{os.getpid()}")
+            os.replace(final, old)
+            shutil.rmtree(old, ignore_errors=True)
+        os.replace(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
 def write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)

@@ -99,25 +99,9 @@ def is_val(doc_id: str) -> bool:
 
 def ensure_embedded_corpus(force: bool = False, progress: bool = True) -> Path:
     """Return the embedded corpus directory, building it first if needed (or if `force`)."""
-    final = cache_root() / "corpus" / EMBEDDED_NAME
-    if not force and _is_current(final):
-        return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f"{final.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        _build(tmp, progress)
-        if final.exists():
-            if not force and _is_current(final):
-                return final  # another process finished the same build first: keep theirs
-            old = final.with_name(f"{final.name}.old-{os.getpid()}")
-            os.replace(final, old)
-            shutil.rmtree(old, ignore_errors=True)
-        os.replace(tmp, final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return final
+    from lmlab.io import build_dir
+
+    return build_dir(cache_root() / "corpus" / EMBEDDED_NAME, lambda tmp: _build(tmp, progress), _is_current, force)
 
 
 def _is_current(path: Path) -> bool:

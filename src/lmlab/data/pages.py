@@ -27,9 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import shutil
 from pathlib import Path
 
 PAGES_NAME = "embedded-pages-v1"
@@ -57,25 +55,12 @@ def entry_domain(domain_v1: str, text: str) -> str:
 def ensure_pages_corpus(force: bool = False) -> Path:
     """The pages corpus directory, built first from the embedded corpus if missing, stale or `force`."""
     from lmlab.data.corpus import cache_root, ensure_embedded_corpus
+    from lmlab.io import build_dir
 
     src = ensure_embedded_corpus()
-    final = cache_root() / "corpus" / PAGES_NAME
     key = _source_key(src)
-    if not force and _is_current(final, key):
-        return final
-    tmp = final.with_name(f"{final.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        _build(src, tmp, key)
-        if final.exists():
-            old = final.with_name(f"{final.name}.old-{os.getpid()}")
-            os.replace(final, old)
-            shutil.rmtree(old, ignore_errors=True)
-        os.replace(tmp, final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return final
+    return build_dir(cache_root() / "corpus" / PAGES_NAME, lambda tmp: _build(src, tmp, key),
+                     lambda path: _is_current(path, key), force)
 
 
 def _source_key(src: Path) -> dict:

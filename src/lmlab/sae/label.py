@@ -66,14 +66,14 @@ def word_share(rows: list[dict], texts: list[str], is_domain: np.ndarray) -> np.
     the domain's documents — on a dictionary, the "(Med.)" subject tag's brackets and full stops — separates the
     documents well but labels format, not content: the paper removes such latents by their explanations (§5.1),
     this is an LLM-free stand-in."""
-    word = total = 0
+    n = rows[0]["latents"].shape[1] if rows else 0
+    word, total = torch.zeros(n), torch.zeros(n)
     for r, text, dom in zip(rows, texts, is_domain):
         if dom:
             has_letter = torch.tensor([any(c.isalpha() for c in text[s:e]) for s, e in r["spans"]])
-            f = r["latents"]
-            word = word + f[has_letter].sum(0)
-            total = total + f.sum(0)
-    return (word / torch.as_tensor(total).clamp_min(1e-12)).numpy() if torch.is_tensor(total) else np.zeros(0)
+            word += r["latents"][has_letter].sum(0)
+            total += r["latents"].sum(0)
+    return (word / total.clamp_min(1e-12)).numpy()
 
 
 def thresholds(background: torch.Tensor, sd: float = 4.0) -> torch.Tensor:
