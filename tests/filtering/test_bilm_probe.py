@@ -194,7 +194,8 @@ def test_filter_sweep_four_series_tiny(planted, tiny_data, tmp_path):
     thr = float(np.quantile(side, 0.9))  # ~10% of tokens flagged
     dthr = float(np.median(np.load(data / "train.docflags.npy")))
     cfg = FilterSweepConfig(data=str(data), sizes=["16x1"], tokens_per_param=2.0, threshold=thr, doc_threshold=dthr,
-                            seq_len=32, batch_size=8, evals_per_run=2, eval_windows=4, device="cpu")
+                            seq_len=32, batch_size=8, evals_per_run=2, eval_windows=4, device="cpu",
+                            domains=["medical", "general"])
     res = sweep(cfg, tmp_path / "sw", progress=False)
     rows = {r["series"]: r for r in res["runs"]}
     assert set(rows) == {"baseline", "document", "mask", "removal"}

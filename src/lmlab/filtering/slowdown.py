@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def filter_slowdown(sweep_json: str | Path, domains: tuple[str, ...] = ("medical", "biology", "general"),
-                    law: str = "kaplan-c", bootstrap: int = 1000, seed: int = 0) -> dict:
+def filter_slowdown(sweep_json: str | Path, domains: tuple[str, ...] | None = None, law: str = "kaplan-c",
+                    bootstrap: int = 1000, seed: int = 0) -> dict:
     """{domain: {series: [per run: size, seed, C, loss, C_baseline, slowdown_nominal(_ci), slowdown_processed(_ci)]}}
     from a filter sweep's sweep.json."""
     import numpy as np
@@ -21,7 +21,9 @@ def filter_slowdown(sweep_json: str | Path, domains: tuple[str, ...] = ("medical
     from lmlab.io import read_json
     from lmlab.scaling.predict import slowdown
 
-    rows = read_json(sweep_json)["runs"]
+    sw = read_json(sweep_json)
+    rows = sw["runs"]
+    domains = domains or sw.get("config", {}).get("domains", ["medical", "biology", "general"])  # the sweep's own
     base = [r for r in rows if r["series"] == "baseline"]
     if len({r["size"] for r in base}) < 3:
         raise DataError(f"{sweep_json}: the baseline has {len({r['size'] for r in base})} sizes",
