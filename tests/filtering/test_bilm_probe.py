@@ -142,6 +142,9 @@ def test_classifier_end_to_end_on_planted_labels(planted):
     emb = info["table"][0]
     assert emb["test"]["f1"] > 0.95 and emb["test"]["auroc"] > 0.99
     assert info["doc"]["test"]["auroc"] > 0.9 and 0.05 < info["label_positive_rate"] < 0.3
+    assert [(q["b"], q["layer"]) for q in info["paired"]] == [("ltr", 0), ("ltr", 2)]
+    for q in info["paired"]:
+        assert q["f1"]["ci95"][0] <= q["f1"]["diff"] <= q["f1"]["ci95"][1]
     saved = json.loads((root / "cls" / "classifier.json").read_text())
     assert saved["tokenizer_sha256"] and (root / "cls" / "probe.safetensors").is_file()
 
@@ -223,3 +226,22 @@ def test_document_bootstrap_interval_covers_the_estimate():
     for k in ("f1", "auroc"):
         assert few[k][0] <= m[k] <= few[k][1] and many[k][0] <= m[k] <= many[k][1]
     assert many["f1"][1] - many["f1"][0] < 0.1
+
+
+def test_paired_difference_known_answers():
+    """A classifier against itself differs by exactly 0; a perfect one against a coin beats it with an interval
+    above 0; the pairing makes the difference's interval narrower than either classifier's own."""
+    from lmlab.filtering.probe import metrics_ci, paired_diff
+
+    rng = np.random.default_rng(1)
+    y = (rng.random(3000) < 0.2).astype(int)
+    group = np.repeat(np.arange(60), 50)
+    noisy = np.clip(y * 0.4 + rng.random(3000) * 0.6, 0, 1)
+    same = paired_diff(noisy, 0.5, noisy, 0.5, y, group, n_boot=200)
+    assert same["f1"] == {"diff": 0.0, "ci95": [0.0, 0.0]}
+    better = paired_diff(y.astype(float), 0.5, rng.random(3000), 0.5, y, group, n_boot=200)
+    assert better["f1"]["ci95"][0] > 0.5 and better["auroc"]["ci95"][0] > 0.4
+    close = np.clip(noisy + rng.normal(0, 0.02, 3000), 0, 1)
+    d = paired_diff(noisy, 0.5, close, 0.5, y, group, n_boot=200)["auroc"]["ci95"]
+    own = metrics_ci(noisy, y, group, 0.5, n_boot=200)["auroc"]
+    assert d[1] - d[0] < (own[1] - own[0]) / 2

@@ -53,7 +53,7 @@ def fit_token_classifier(x: torch.Tensor, y: np.ndarray, owner: np.ndarray, seed
     probe, info = train_probe(x[tr], y[tr], x[va], y[va], seed=seed)
     p_te = probe.prob(x[te]).numpy()
     test = {**metrics(p_te, y[te], info["threshold"]), "ci95": metrics_ci(p_te, y[te], owner[te], info["threshold"])}
-    return {"probe": probe, **info, "test": test,
+    return {"probe": probe, **info, "test": test, "p_test": p_te, "test_mask": te,
             "n_train": int(tr.sum()), "n_val": int(va.sum()), "n_test": int(te.sum())}
 
 
@@ -104,17 +104,18 @@ def train_classifier(labels_dir, fwd_run, bwd_run, out, domain: str = "medical",
     """Every (variant, layer) token probe; the best biLM layer by validation F1 is saved as the classifier
     (OUT/probe.safetensors, OUT/classifier.json) with its document classifier (OUT/doc_probe.safetensors)."""
     from lmlab.filtering.bilm import load_bilm
+    from lmlab.filtering.probe import paired_diff
 
     bilm = load_bilm(fwd_run, bwd_run if any(v != "ltr" for v in variants) else None)
     tokens, lab, docs, rows = load_labels(labels_dir, bilm.tok.eot_id)
     y = np.concatenate([lab[s + 1:e] for s, e in docs])
     layers = layers or list(range(1, len(bilm.fwd.layers) + 1))
     seq_len = seq_len or bilm.fwd.cfg.max_seq_len
-    table, best = [], None
+    table, best, fits = [], None, {}
     for variant in variants:
         for layer in layers:
             x, owner = token_features(bilm, tokens, docs, layer, variant, seq_len)
-            r = fit_token_classifier(x, y, owner, seed)
+            r = fits[variant, layer] = fit_token_classifier(x, y, owner, seed)
             table.append({"variant": variant, "layer": layer, "l2": r["l2"], "threshold": r["threshold"],
                           "val": r["val"], "test": r["test"]})
             if variant == "bilm" and (best is None or r["val"]["f1"] > best["r"]["val"]["f1"]):
@@ -122,10 +123,15 @@ def train_classifier(labels_dir, fwd_run, bwd_run, out, domain: str = "medical",
     if best is None:
         raise ValueError("the saved classifier is the biLM's: include variant 'bilm'")
     doc = fit_doc_classifier(best["x"], best["owner"], doc_targets(rows, domain), seed)
-    return _save_classifier(out, bilm, best, doc, table, fwd_run, bwd_run, seq_len, domain, y)
+    te = best["r"]["test_mask"]
+    paired = [{"a": "bilm", "b": v, "layer": la, **paired_diff(fits["bilm", la]["p_test"], fits["bilm", la]["threshold"],
+                                                                fits[v, la]["p_test"], fits[v, la]["threshold"],
+                                                                y[te], best["owner"][te], seed=seed)}
+              for (v, la) in fits if v != "bilm" and ("bilm", la) in fits]
+    return _save_classifier(out, bilm, best, doc, table, paired, fwd_run, bwd_run, seq_len, domain, y)
 
 
-def _save_classifier(out, bilm, best, doc, table, fwd_run, bwd_run, seq_len, domain, y) -> dict:
+def _save_classifier(out, bilm, best, doc, table, paired, fwd_run, bwd_run, seq_len, domain, y) -> dict:
     from lmlab.io import save_safetensors, write_json
 
     out = Path(out)
@@ -137,7 +143,8 @@ def _save_classifier(out, bilm, best, doc, table, fwd_run, bwd_run, seq_len, dom
             "domain": domain, "threshold": r["threshold"], "l2": r["l2"], "val": r["val"], "test": r["test"],
             "label_positive_rate": float(y.mean()), "n_tokens": int(len(y)),
             "tokenizer_sha256": bilm.tok.fingerprint(),
-            "doc": {k: doc[k] for k in ("l2", "threshold", "val", "test")}, "table": table}
+            "doc": {k: doc[k] for k in ("l2", "threshold", "val", "test")}, "table": table,
+            "paired": paired}  # correct biLM minus each other variant at the same layer, same test documents
     write_json(out / "classifier.json", info)  # written last: its presence marks a finished classifier
     return info
 

@@ -77,21 +77,41 @@ def metrics(p: np.ndarray, y: np.ndarray, threshold: float) -> dict:
             "n": int(len(y)), "n_positive": int((y == 1).sum())}
 
 
-def metrics_ci(p: np.ndarray, y: np.ndarray, group: np.ndarray, threshold: float, n_boot: int = 500,
-               seed: int = 0) -> dict:
-    """95% percentile intervals of F1, precision, recall and AUROC at a fixed threshold, resampling documents
-    (`group`, one id per token) with replacement: tokens of one document are not independent."""
+def doc_resamples(group: np.ndarray, n_boot: int = 500, seed: int = 0):
+    """Yield n_boot token-index resamples that draw whole documents (`group`, one id per token) with replacement:
+    tokens of one document are not independent."""
     rng = np.random.default_rng(seed)
     ids, inv = np.unique(group, return_inverse=True)
     members = [np.flatnonzero(inv == k) for k in range(len(ids))]
-    draws = {k: [] for k in ("f1", "precision", "recall", "auroc")}
     for _ in range(n_boot):
-        idx = np.concatenate([members[k] for k in rng.integers(0, len(ids), len(ids))])
+        yield np.concatenate([members[k] for k in rng.integers(0, len(ids), len(ids))])
+
+
+def metrics_ci(p: np.ndarray, y: np.ndarray, group: np.ndarray, threshold: float, n_boot: int = 500,
+               seed: int = 0) -> dict:
+    """95% percentile intervals of F1, precision, recall and AUROC at a fixed threshold (document bootstrap)."""
+    draws = {k: [] for k in ("f1", "precision", "recall", "auroc")}
+    for idx in doc_resamples(group, n_boot, seed):
         if 0 < y[idx].sum() < len(idx):
             m = metrics(p[idx], y[idx], threshold)
             for k in draws:
                 draws[k].append(m[k])
     return {k: [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))] for k, v in draws.items() if v}
+
+
+def paired_diff(p_a: np.ndarray, thr_a: float, p_b: np.ndarray, thr_b: float, y: np.ndarray, group: np.ndarray,
+                n_boot: int = 500, seed: int = 0) -> dict:
+    """{f1, auroc: {diff, ci95}}: classifier a minus classifier b on the same tokens, each at its own threshold,
+    with 95% intervals from the same document resamples for both (paired: shared document difficulty cancels)."""
+    ma, mb = metrics(p_a, y, thr_a), metrics(p_b, y, thr_b)
+    draws = {"f1": [], "auroc": []}
+    for idx in doc_resamples(group, n_boot, seed):
+        if 0 < y[idx].sum() < len(idx):
+            a, b = metrics(p_a[idx], y[idx], thr_a), metrics(p_b[idx], y[idx], thr_b)
+            for k in draws:
+                draws[k].append(a[k] - b[k])
+    return {k: {"diff": ma[k] - mb[k], "ci95": [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))]}
+            for k, v in draws.items()}
 
 
 def train_probe(x_tr, y_tr, x_va, y_va, l2s=(1e-3, 1e-2, 1e-1), seed: int = 0) -> tuple[Probe, dict]:
