@@ -81,3 +81,26 @@ def test_label_noise_sweep_and_paired_gaps(labelled, tmp_path):
         assert lo <= g["runs"]["noisy"][d]["gap"] <= hi and g["runs"]["noisy"][d]["gap"] != 0.0
     with pytest.raises(DataError, match="no held-out set for domain 'biology'"):
         paired_gaps({}, a, data, domains=("biology",))
+
+
+@pytest.mark.slow
+@pytest.mark.dist
+def test_filter_sweep_under_torchrun_matches_one_process(labelled, tmp_path):
+    """`torchrun --nproc_per_node 2 -m lmlab filter sweep` with label noise: rank 0 builds the noisy copy while
+    the other waits, each run is data-parallel, and the final losses equal the 1-process sweep's."""
+    from conftest import run_torchrun
+
+    data, _ = labelled
+    doms = json.loads((data / "meta.json").read_text())["val_sets"]
+    sets = ['series=["baseline","mask"]', 'sizes=["16x1"]', "tokens_per_param=2", "seq_len=32", "batch_size=8",
+            "evals_per_run=2", "eval_windows=4", 'device="cpu"', "label_noise=0.25", f"domains={json.dumps(doms)}"]
+    rows = {}
+    for world in (1, 2):
+        out = tmp_path / f"w{world}"
+        run_torchrun("filter", "sweep", "--data", str(data), "--out", str(out), "--no-progress",
+                     *[x for s in sets for x in ("--set", s)], nproc=world)
+        rows[world] = {r["series"]: r for r in json.loads((out / "sweep.json").read_text())["runs"]}
+    for series in ("baseline", "mask"):
+        a, b = rows[1][series], rows[2][series]
+        assert a["steps"] == b["steps"] and abs(a["loss"] - b["loss"]) < 5e-3
+    assert (tmp_path / "w2" / "data_noisy" / "filter.json").is_file()
