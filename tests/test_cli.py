@@ -18,7 +18,7 @@ CLI_STAGES = {
     "data": {"corpus", "prepare"},
     "lm": {"train", "presets", "export-hf", "generate"},
     "acts": {"harvest", "verify", "info"},
-    "glp": {"train", "presets", "eval", "delta-lm", "sweep", "probe", "steer"},
+    "glp": {"train", "presets", "eval", "delta-lm", "sweep", "probe", "steer", "sample", "export"},
     "glp steer": {"sweep"},
     "scaling": {"sweep", "fit", "predict", "allocate", "critical-batch", "slowdown"},
     "filter": {"classifier", "label", "sweep", "slowdown"},

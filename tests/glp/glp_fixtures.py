@@ -25,3 +25,60 @@ def store(tmp_path_factory):
     return path
 
 
+
+
+# ---- official checkpoint folders (reference glp.md §5.6), written by hand from the layout's rules ----------------
+OFFICIAL_CONFIG = """model_name: {model}
+glp_kwargs:
+  denoiser_config:
+    d_input: {d}
+    d_model: {m}
+    d_mlp: {h}
+    n_layers: {n}
+    multi_layer_n_layers: {multi}
+  tracedict_config:
+    layer_prefix: model.layers
+    layers: {layers}
+    retain: output
+  normalizer_config:
+    rep_statistic: rep_statistics.pt
+"""
+
+
+def write_official(folder, net, mean, var, layers=(7,), model="meta-llama/Llama-3.2-1B", n_layers=None,
+                   weights="final.safetensors"):
+    """An official checkpoint folder for `net` (a Denoiser): config.yaml, rep_statistics.pt, `model.` keys."""
+    from safetensors.torch import save_file
+
+    c = net.cfg
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_text(OFFICIAL_CONFIG.format(
+        model=model, d=c.d_in, m=c.d_model, h=c.d_mlp, n=n_layers or c.n_layers,
+        multi="null" if c.n_llm_layers is None else c.n_llm_layers, layers=list(layers)))
+    torch.save({"mean": mean, "var": var}, folder / "rep_statistics.pt")
+    (folder / weights).parent.mkdir(parents=True, exist_ok=True)
+    save_file({"model." + k: v.contiguous() for k, v in net.state_dict().items()}, str(folder / weights))
+    return folder
+
+
+def tiny_official(folder, d=D, layer=0, seed=0, model="synthetic"):
+    """A small single-layer official folder of width d at `layer` (statistics near the synthetic store's)."""
+    from lmlab.glp.net import Denoiser, DenoiserConfig
+
+    torch.manual_seed(seed)
+    net = Denoiser(DenoiserConfig(d_in=d, d_model=32, d_mlp=64, n_layers=2))
+    mean, var = torch.arange(d) * 0.5, torch.full((d,), 4.0)
+    return write_official(folder, net, mean, var, layers=(layer,), model=model)
+
+
+@pytest.fixture(scope="module")
+def glp_run(store, tmp_path_factory):
+    """A tiny lmlab GLP run directory trained a few steps on the synthetic store."""
+    from lmlab.config import apply_overrides, get_preset
+    from lmlab.glp.train import train_glp
+
+    out = tmp_path_factory.mktemp("glprun") / "g"
+    cfg = apply_overrides(get_preset("glp", "tiny"), [f'store="{store}"', "max_steps=3", "eval_rows=64",
+                                                      "batch_size=64", "dtype=fp32", f"net.d_in={D}"])
+    train_glp(cfg, out, progress=False)
+    return out

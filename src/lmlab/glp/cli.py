@@ -14,6 +14,17 @@ app = typer.Typer(no_args_is_help=True)
 _EVAL, _DLM, _SWEEP = "lmlab.glp.evaluate:evaluate", "lmlab.glp.evaluate:delta_lm", "lmlab.glp.sweep:sweep"
 _P = "lmlab.glp.probe:ProbeConfig"
 _ONCE, _SS = "lmlab.glp.steering.sweep:steer_once", "lmlab.glp.steering.sweep:SteerSweepConfig"
+_SAMPLE = "lmlab.glp.evaluate:SampleConfig"
+_GLP_HELP = "GLP: an lmlab run directory, an official checkpoint folder or a hub id (g-luo/...)."
+
+
+def _say_glp(res: dict) -> dict:
+    """Print which GLP a command used (its results' `glp_info`, load.GLPInfo.describe) on stderr."""
+    import sys
+
+    if res.get("glp_info"):
+        print(res["glp_info"], file=sys.stderr)
+    return res
 
 
 @app.command("train")
@@ -52,8 +63,9 @@ def presets_cmd() -> None:
 
 @app.command("eval")
 def eval_cmd(
-    glp: Path = typer.Option(..., "--glp", help="GLP run directory (lmlab glp train)."),
-    store: Path = typer.Option(..., help="The activation store it was trained on (held-out documents are used)."),
+    glp: str = typer.Option(..., "--glp", help=_GLP_HELP),
+    store: Path = typer.Option(None, help="Activation store of the GLP's model and layer (held-out documents are "
+                               "used; default: a run's own store)."),
     n: int = option(_EVAL, "n", help="Samples and held-out real activations compared."),
     steps: str = option(_EVAL, "steps", help="Comma-separated Euler step counts to sample with."),
     json_: bool = typer.Option(False, "--json", help="Print exactly one JSON object on stdout."),
@@ -65,14 +77,15 @@ def eval_cmd(
     from lmlab.glp.evaluate import evaluate
 
     steps_ = parse_list(steps, "--steps", int, minimum=1, example="8,32")
-    out = evaluate(glp, store, **given(n=check_number(n, "--n", minimum=2), steps=steps_ and tuple(steps_)))
+    out = _say_glp(evaluate(glp, store, **given(n=check_number(n, "--n", minimum=2), steps=steps_ and tuple(steps_))))
     print(json.dumps(out) if json_ else json.dumps(out, indent=2))
 
 
 @app.command("delta-lm")
 def delta_lm_cmd(
-    glp: Path = typer.Option(..., "--glp", help="GLP run directory."),
-    store: Path = typer.Option(..., help="The activation store it was trained on (gives model, layer, stats)."),
+    glp: str = typer.Option(..., "--glp", help=_GLP_HELP),
+    store: Path = typer.Option(None, help="Activation store of the GLP's model and layer (gives model, layer, "
+                               "stats; default: a run's own store)."),
     n_docs: int = option(_DLM, "n_docs", help="Held-out documents (corpus val split)."),
     seq_len: int = option(_DLM, "seq_len", help="Tokens per document."),
     sigma_start: float = option(_DLM, "sigma_start", help="Noise level the reconstructions start from."),
@@ -82,11 +95,13 @@ def delta_lm_cmd(
 
     from lmlab.config import given
     from lmlab.glp.evaluate import delta_lm
-    from lmlab.glp.load import load_glp
+    from lmlab.glp.load import glp_context
 
     check_number(n_docs, "--n-docs", minimum=1), check_number(seq_len, "--seq-len", minimum=2)
     check_number(sigma_start, "--sigma-start", minimum=0, maximum=1, min_open=True)
-    print(json.dumps(delta_lm(load_glp(glp), store, **given(n_docs=n_docs, seq_len=seq_len, sigma_start=sigma_start))))
+    g, st = glp_context(glp, store)  # a GLP that does not fit the store fails here, before the LM loads
+    res = delta_lm(g, st.path, **given(n_docs=n_docs, seq_len=seq_len, sigma_start=sigma_start))
+    print(json.dumps(_say_glp({"glp_info": g.info.describe(), **res})))
 
 
 @app.command("sweep")
@@ -110,6 +125,46 @@ def sweep_cmd(
                            progress=progress, **given(base_preset=preset))))
 
 
+@app.command("sample")
+def sample_cmd(
+    glp: str = typer.Option(..., "--glp", help=_GLP_HELP),
+    out: Path = typer.Option(..., help="Output .safetensors file (key `activations`, raw space)."),
+    n: int = option(_SAMPLE, "n"),
+    steps: int = option(_SAMPLE, "steps"),
+    seed: int = option(_SAMPLE, "seed"),
+    store: Path = option(_SAMPLE, "store"),
+    layer: int = option(_SAMPLE, "layer"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved config and exit."),
+) -> None:
+    """Sample raw activations from noise (Euler on the paper's grid) to a safetensors file; with --store, FD and
+    classifier accuracy against its held-out rows. Prints one JSON object."""
+    import json
+
+    from lmlab.config import given, print_dry_run
+    from lmlab.glp.evaluate import SampleConfig, sample
+
+    check_number(n, "--n", minimum=1), check_number(steps, "--steps", minimum=1)
+    cfg = SampleConfig(**given(glp=glp, n=n, steps=steps, seed=seed, store=store and str(store), layer=layer))
+    if dry_run:
+        print_dry_run(cfg, "lmlab glp sample")
+        return
+    print(json.dumps(_say_glp(sample(cfg, out))))
+
+
+@app.command("export")
+def export_cmd(
+    glp: str = typer.Option(..., "--glp", help="GLP run directory (lmlab glp train); any GLP spec works."),
+    out: Path = typer.Option(..., help="Folder to write the official layout to (config.yaml, "
+                             "rep_statistics.pt, final.safetensors)."),
+) -> None:
+    """Write a GLP in the official g-luo/generative_latent_prior checkpoint layout (atomically)."""
+    import json
+
+    from lmlab.glp.interop import export_official
+
+    print(json.dumps({"out": str(export_official(glp, out))}))
+
+
 # ---- steering and probing ---------------------------------------------------------------------------------------
 steer_app = typer.Typer(no_args_is_help=False, invoke_without_command=True)
 app.add_typer(steer_app, name="steer")
@@ -118,7 +173,7 @@ app.add_typer(steer_app, name="steer")
 @steer_app.callback()
 def steer_cmd(
     ctx: typer.Context,
-    glp: Path = typer.Option(None, "--glp", help="GLP run directory (its store gives model, layer, mean norm)."),
+    glp: str = typer.Option(None, "--glp", help=_GLP_HELP + " A run's store gives model, layer, mean norm."),
     store: Path = option(_ONCE, "store", doc_from=_SS),
     concept: str = option(_ONCE, "concept", doc_from=_SS),
     vector: Path = option(_ONCE, "vector", doc_from=_SS),
@@ -142,8 +197,8 @@ def steer_cmd(
     if prompt is None:
         raise ConfigError("no --prompt given", "pass --prompt TEXT (or run `lmlab glp steer sweep`)")
     check_number(steps, "--steps", minimum=1), check_number(max_new_tokens, "--max-new-tokens", minimum=1)
-    out = steer_once(prompt, glp and str(glp), store and str(store), concept, vector and str(vector),
-                     **given(r=r, mode=mode, sigma_s=sigma_s, steps=steps, max_new_tokens=max_new_tokens))
+    out = _say_glp(steer_once(prompt, glp, store and str(store), concept, vector and str(vector),
+                              **given(r=r, mode=mode, sigma_s=sigma_s, steps=steps, max_new_tokens=max_new_tokens)))
     if json_:
         print(json.dumps(out))
         return
@@ -154,8 +209,10 @@ def steer_cmd(
 
 @steer_app.command("sweep")
 def steer_sweep_cmd(
-    glp: Path = typer.Option(..., "--glp", help="GLP run directory."),
-    out: Path = typer.Option(None, help="Output directory (default: GLP_DIR/steer-CONCEPT); rerun to resume."),
+    glp: str = typer.Option(..., "--glp", help=_GLP_HELP),
+    out: Path = typer.Option(None, help="Output directory (default for a run directory: GLP_DIR/steer-CONCEPT); "
+                             "rerun to resume."),
+    store: Path = option(_SS, "store"),
     concept: str = option(_SS, "concept"),
     set_: list[str] = typer.Option([], "--set", help="Override SteerSweepConfig fields: --set n_prompts=100."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved config and exit."),
@@ -168,17 +225,21 @@ def steer_sweep_cmd(
     from lmlab.config import apply_overrides, given, print_dry_run
     from lmlab.glp.steering.sweep import SteerSweepConfig, steer_sweep
 
-    cfg = apply_overrides(SteerSweepConfig(**given(glp=str(glp), concept=concept)), list(set_))
+    cfg = apply_overrides(SteerSweepConfig(**given(glp=glp, store=store and str(store), concept=concept)), list(set_))
     if dry_run:
         print_dry_run(cfg, "lmlab glp steer sweep")
         return
-    res = steer_sweep(cfg, out or glp / f"steer-{Path(cfg.concept or cfg.vector or 'vector').stem}")
+    if out is None and not (Path(glp) / "glp.safetensors").is_file():
+        from lmlab.errors import ConfigError
+
+        raise ConfigError("--glp is not a run directory, so there is no default output folder", "pass --out DIR")
+    res = _say_glp(steer_sweep(cfg, out or Path(glp) / f"steer-{Path(cfg.concept or cfg.vector or 'vector').stem}"))
     print(json.dumps(res) if json_ else json.dumps({k: v for k, v in res.items() if k != "conditions"}))
 
 
 @app.command("probe")
 def probe_cmd(
-    glp: Path = typer.Option(None, "--glp", help="GLP run directory (required unless --list)."),
+    glp: str = typer.Option(None, "--glp", help=_GLP_HELP + " Required unless --list."),
     store: Path = option(_P, "store"),
     sae: Path = option(_P, "sae", "--sae"),
     tasks: str = option(_P, "tasks", note="Comma-separated; see --list."),
@@ -202,13 +263,13 @@ def probe_cmd(
     if glp is None:
         from lmlab.errors import ConfigError
 
-        raise ConfigError("no --glp given", "pass --glp DIR (a run directory of `lmlab glp train`)")
-    cfg = P.ProbeConfig(**given(glp=str(glp), store=store and str(store), sae=sae and str(sae),
+        raise ConfigError("no --glp given", "pass --glp SPEC (a run directory, an official folder or a hub id)")
+    cfg = P.ProbeConfig(**given(glp=glp, store=store and str(store), sae=sae and str(sae),
                                 csv=csv and [str(c) for c in csv],
                                 tasks=tasks.split(",") if tasks else None,
                                 sigmas=parse_list(sigmas, "--sigmas", float, minimum=0, maximum=1, min_open=True)))
     cfg = apply_overrides(cfg, list(set_))
-    res = P.probe(cfg)
+    res = _say_glp(P.probe(cfg))
     if out is not None:
         from lmlab.io import write_json
 

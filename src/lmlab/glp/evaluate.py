@@ -11,13 +11,14 @@ from many documents (the held-out documents of glp/train.py), never contiguous p
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from lmlab.errors import ConfigError
 from lmlab.glp.flow import get_sigmas, sample_euler
-from lmlab.glp.load import load_glp
 from lmlab.glp.net import GLP
 from lmlab.stats import wilson_ci
 
@@ -84,37 +85,52 @@ def gaussian_baseline(x: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
     return (mu + (z * w.clamp_min(0).sqrt()) @ v.T).float()
 
 
-def evaluate(run_dir: str | Path, store_path: str | Path, n: int = 4000, steps: tuple[int, ...] = (1, 4, 20, 100),
-             seed: int = 0) -> dict:
-    """FD and classifier accuracy of GLP samples (per step count), the floor and the Gaussian baseline,
-    all against held-out real activations; plus the held-out diffusion loss."""
-    from lmlab.acts.store import ActivationStore, split_rows
-    from lmlab.glp.train import GLPTrainConfig, heldout_loss, heldout_set
+def heldout_real(store, n: int, seed: int = 0):
+    """(real, ref, train_rows, held_rows): n held-out real activations at random positions of the held-out documents, n
+    training rows (the floor's reference) and the training row indices."""
+    from lmlab.acts.store import split_rows
 
-    store, glp = ActivationStore.open(store_path), load_glp(run_dir)
     train, held = split_rows(store)
     rng = np.random.default_rng([seed, 7])
     real = store.get(np.sort(rng.choice(held, size=min(n, len(held)), replace=False)))
     ref = store.get(np.sort(rng.choice(train, size=min(n, len(train)), replace=False)))
+    return real, ref, train, held
+
+
+def score(glp: GLP, x: torch.Tensor, real: torch.Tensor, seed: int = 0) -> dict:
+    """FD on z-scored activations (a few massive-activation dimensions dominate the raw FD), raw FD beside it,
+    and the classifier two-sample accuracy with its Wilson CI."""
+    with torch.no_grad():
+        zx, zr = glp.encode(x), glp.encode(real)
+    acc, n_test = classifier_accuracy(real, x, seed), classifier_test_size(min(len(real), len(x)))
+    # no bootstrap CI for FD: resampling rows with replacement inflates its finite-n bias, so percentile
+    # intervals miss the estimate; the train-vs-held-out floor row shows the estimator's noise level instead
+    return {"fd": frechet_distance(zx, zr), "fd_raw": frechet_distance(x, real), "acc": acc,
+            "acc_ci95": wilson_ci(acc, n_test)}
+
+
+def evaluate(spec: str | Path, store_path: str | Path | None = None, n: int = 4000,
+             steps: tuple[int, ...] = (1, 4, 20, 100), seed: int = 0) -> dict:
+    """FD and classifier accuracy of GLP samples (per step count), the floor and the Gaussian baseline,
+    all against held-out real activations; plus the held-out diffusion loss. `spec`: any GLP spec
+    (load.resolve_glp); the store defaults to a run's own."""
+    from lmlab.glp.load import glp_context
+    from lmlab.glp.train import GLPTrainConfig, heldout_loss, heldout_set
     from lmlab.io import read_json
 
-    cfg = GLPTrainConfig(**read_json(Path(run_dir) / "config.json"))
-    def score(x: torch.Tensor) -> dict:
-        # FD on z-scored activations (a few massive-activation dimensions dominate the raw FD), raw FD beside it
-        with torch.no_grad():
-            zx, zr = glp.encode(x), glp.encode(real)
-        acc, n_test = classifier_accuracy(real, x, seed), classifier_test_size(min(len(real), len(x)))
-        # no bootstrap CI for FD: resampling rows with replacement inflates its finite-n bias, so percentile
-        # intervals miss the estimate; the train-vs-held-out floor row shows the estimator's noise level instead
-        return {"fd": frechet_distance(zx, zr), "fd_raw": frechet_distance(x, real), "acc": acc,
-                "acc_ci95": wilson_ci(acc, n_test)}
-
-    out = {"n_real": len(real), "n_heldout_docs": int(len(np.unique(store.provenance(held)["doc"]))),
+    glp, store = glp_context(spec, store_path)
+    real, ref, train, held = heldout_real(store, n, seed)
+    # a run's own held-out settings (seed, eval_rows, sigma); an official checkpoint gets the defaults
+    cfg = GLPTrainConfig(**read_json(Path(glp.info.path) / "config.json")) if glp.info.kind == "run" \
+        else GLPTrainConfig(store=str(store.path))
+    out = {"glp_info": glp.info.describe(), "n_real": len(real),
+           "n_heldout_docs": int(len(np.unique(store.provenance(held)["doc"]))),
            "heldout_loss": heldout_loss(glp, heldout_set(store, held, cfg, glp, torch.device("cpu"))),
-           "floor": score(ref)}
-    out["gaussian"] = score(gaussian_baseline(store.get(train[: min(len(train), 50_000)]), len(real), seed))
+           "floor": score(glp, ref, real, seed)}
+    out["gaussian"] = score(glp, gaussian_baseline(store.get(train[: min(len(train), 50_000)]), len(real), seed),
+                            real, seed)
     for k in steps:
-        out[f"glp_{k}step"] = score(generate(glp, len(real), k, seed))
+        out[f"glp_{k}step"] = score(glp, generate(glp, len(real), k, seed), real, seed)
     return out
 
 
@@ -173,3 +189,45 @@ def delta_lm(glp: GLP, store_path: str | Path, n_docs: int = 200, seq_len: int =
     return {"n_docs": len(enc), "n_tokens": int(n.sum()), "base_loss": mean["base"],
             **{f"delta_{k}": mean[k] - mean["base"] for k in conds if k != "base"},
             "ci95": {f"delta_{k}": paired_delta_ci(per_doc[k][0], n, base) for k in conds if k != "base"}}
+
+
+# ---- `lmlab glp sample`: raw-space samples to a file ---------------------------------------------------------
+@dataclass
+class SampleConfig:
+    glp: str = ""
+    """GLP spec: an lmlab run directory, an official checkpoint folder or a hub id."""
+    n: int = 1000
+    """Activations to sample."""
+    steps: int = 20
+    """Euler steps on the paper's grid (glp.md §3: 20 moderate, 100 good, 1000 best; the paper's FD uses 1000)."""
+    seed: int = 42
+    """Noise seed (the official FD script's 42): the same seed gives the same samples from the same weights."""
+    store: str | None = None
+    """Also score the samples against this store's held-out rows (FD, classifier accuracy)."""
+    layer: int | None = None
+    """The LLM layer (needed only for a multi-layer checkpoint without --store)."""
+
+
+def sample(cfg: SampleConfig, out: str | Path) -> dict:
+    """Sample cfg.n raw activations to OUT (safetensors key `activations`, written atomically; the GLP spec,
+    steps, seed, model and layer in its metadata); with cfg.store, FD and classifier accuracy against it."""
+    from lmlab.glp.load import glp_context, resolve_glp
+    from lmlab.io import save_safetensors
+
+    if min(cfg.n, cfg.steps) < 1:
+        raise ConfigError(f"n={cfg.n}, steps={cfg.steps}: both must be >= 1", "pass --n and --steps of 1 or more")
+    store = None
+    if cfg.store is not None:
+        glp, store = glp_context(cfg.glp, cfg.store)
+    else:
+        glp = resolve_glp(cfg.glp, cfg.layer)
+    x = generate(glp, cfg.n, cfg.steps, cfg.seed)
+    info = glp.info
+    meta = {"glp": cfg.glp, "glp_kind": info.kind, "steps": cfg.steps, "seed": cfg.seed, "n": cfg.n,
+            "model": info.model, "layer": info.layer, "sampler": "euler, get_sigmas(steps)"}
+    save_safetensors(out, {"activations": x.contiguous()}, metadata={k: str(v) for k, v in meta.items()})
+    res = {"glp_info": info.describe(), "out": str(out), **meta}
+    if store is not None:
+        real = heldout_real(store, cfg.n, cfg.seed)[0]
+        res["vs_store"] = {"store": str(store.path), "n_real": len(real), **score(glp, x, real, cfg.seed)}
+    return res

@@ -147,8 +147,12 @@ class GLP(nn.Module):
             raise DataError(f"store statistics have d={normalizer.mean.numel()}, the denoiser expects "
                             f"d_in={net.cfg.d_in}", "train the GLP on a store of the same model and layer")
         self.net, self.normalizer = net, normalizer
+        self.layer: int | None = None
+        """Multi-layer prior: the LLM layer it is used at (the default layer input of `forward`)."""
 
     def forward(self, z: torch.Tensor, sigma: torch.Tensor, layer: torch.Tensor | None = None) -> torch.Tensor:
+        if layer is None and self.layer is not None and self.net.layer_embed is not None:
+            layer = torch.tensor(self.layer, device=z.device)
         return self.net(z, sigma, layer)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:

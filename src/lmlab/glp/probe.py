@@ -40,7 +40,7 @@ TASKS = DOC_TASKS + TOKEN_TASKS
 @dataclass
 class ProbeConfig:
     glp: str = ""
-    """GLP run directory."""
+    """GLP: a run directory, an official checkpoint folder or a hub id (load.resolve_glp)."""
     store: str | None = None
     """Activation store naming the model and layer (default: the GLP's)."""
     sae: str | None = None
@@ -394,7 +394,7 @@ def probe(cfg: ProbeConfig, progress: bool = True) -> dict:
         read_csv_task(f)  # bad CSV tasks fail before the model loads
     glp, store = glp_context(cfg.glp or None, cfg.store)
     if glp is None:
-        raise ConfigError("probing needs a GLP", "pass --glp DIR")
+        raise ConfigError("probing needs a GLP", "pass --glp SPEC (a run directory, an official folder or a hub id)")
     sae = _probe_sae(cfg.sae, store)  # before the LM loads: a wrong SAE fails fast
     model, tok = load_causal_lm(store.model)
     texts, tags = _texts(cfg, names)
@@ -413,8 +413,8 @@ def probe(cfg: ProbeConfig, progress: bool = True) -> dict:
         if progress:
             print(f"[{i + 1}/{len(tasks)}] {t.name}: " + " ".join(
                 f"{k} {per_task[-1][k]['test_auc']:.3f}" for k in sets), file=sys.stderr)
-    return {"model": store.model, "layer": store.layer, "glp": cfg.glp, "sae": cfg.sae, "n_rows": len(c.resid),
-            "tasks": per_task, "mean": aggregate(per_task, list(sets), cfg.n_boot, cfg.seed)}
+    return {"glp_info": glp.info.describe(), "model": store.model, "layer": store.layer, "glp": cfg.glp,
+            "sae": cfg.sae, "n_rows": len(c.resid), "tasks": per_task, "mean": aggregate(per_task, list(sets), cfg.n_boot, cfg.seed)}
 
 
 def _probe_sae(path, store):

@@ -76,7 +76,7 @@ def check_mode(mode: str, has_glp: bool) -> None:
     if mode not in MODES:
         raise ConfigError(f"unknown steering mode {mode!r}", f"use one of {', '.join(MODES)}")
     if mode != "plain" and not has_glp:
-        raise ConfigError(f"mode {mode!r} needs a GLP", "pass --glp DIR (or use mode plain)")
+        raise ConfigError(f"mode {mode!r} needs a GLP", "pass --glp SPEC (or use mode plain)")
 
 
 def postprocess(glp, h: torch.Tensor, h_edit: torch.Tensor, w: torch.Tensor, mode: str, sigma_s: float,

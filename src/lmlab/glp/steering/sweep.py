@@ -100,7 +100,8 @@ def load_prompts(path: str | Path | None = None, n: int | None = None) -> list[s
 @dataclass
 class SteerSweepConfig:
     glp: str | None = None
-    """GLP run directory (lmlab glp train); its store gives the model, layer and mean norm."""
+    """GLP: a run directory (its store gives the model, layer and mean norm), an official checkpoint folder or a
+    hub id (these need `store`)."""
     store: str | None = None
     """Activation store (default: the GLP's)."""
     concept: str | None = "medical"
@@ -189,8 +190,8 @@ def steer_sweep(cfg: SteerSweepConfig, out: str | Path, progress: bool = True) -
                   f"{row['tokens_per_s']:.1f} tok/s", file=sys.stderr)
     rows = [r for r in read_jsonl(log, own_log=True) if r["mode"] in cfg.modes and r["r"] in cfg.rs]
     summary = summarise(rows, cfg.n_boot, cfg.seed)
-    summary.update(direction=d.name, s_pos=d.s_pos, s_neg=d.s_neg, mean_norm=norm, layer=store.layer,
-                   model=store.model, n_prompts=len(prompts), sigma_s=cfg.sigma_s, steps=cfg.steps)
+    summary.update(glp_info=glp and glp.info.describe(), direction=d.name, s_pos=d.s_pos, s_neg=d.s_neg,
+                   mean_norm=norm, layer=store.layer, model=store.model, n_prompts=len(prompts), sigma_s=cfg.sigma_s, steps=cfg.steps)
     write_json(out / "sweep.json", summary)
     pareto_plot(summary, out / "pareto.png", title=f"steering {d.name} at layer {store.layer}")
     return summary
@@ -283,7 +284,8 @@ def steer_once(prompt: str, glp_dir: str | None = None, store: str | None = None
     model, tok = load_causal_lm(st.model)
     d = find_direction(model, tok, st.layer, st.d_model, concept, vector, n_docs, store_prepend_bos(st))
     alpha = r * st.stats["mean_norm"]
-    out = {"prompt": prompt, "concept": d.name, "r": r, "alpha": alpha, "mode": mode, "layer": st.layer}
+    out = {"prompt": prompt, "concept": d.name, "r": r, "alpha": alpha, "mode": mode, "layer": st.layer,
+           "glp_info": glp and glp.info.describe()}
     for name, fn in (("unsteered", None), (mode, Steer(d.w, alpha, mode, glp, sigma_s, steps, seed))):
         p, c, _ = generate(model, tok, [prompt], st.layer, fn, max_new_tokens)
         m = continuation_metrics(model, tok, st.layer, p, c, d, st.stats["mean"].float(), None)
