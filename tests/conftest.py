@@ -42,3 +42,20 @@ def run_torchrun(*args: str, nproc: int = 2, timeout: float = 600, check: bool =
     if check and r.returncode != 0:
         raise AssertionError(f"torchrun lmlab {' '.join(args)} failed ({r.returncode}):\n{r.stderr[-3000:]}")
     return r
+
+
+def synthetic_store(path: Path, x, per_doc: int = 20, shard_size: int = 1000) -> Path:
+    """A merged one-domain activation store of the rows x (n, d) (float tensor), `per_doc` positions per
+    document: the synthetic store the GLP, SAE and tracking tests train on."""
+    import numpy as np
+
+    from lmlab.acts.store import StoreWriter, merge_store
+
+    n, d = x.shape
+    w = StoreWriter(path, {"model": "synthetic", "layer": 0, "d_model": d, "dtype": "float32", "domains": ["a"],
+                           "config": {}}, shard_size=shard_size)
+    w.add(x, np.repeat(np.arange(n // per_doc), per_doc), np.tile(np.arange(per_doc), n // per_doc).astype(np.int32),
+          0, 0)
+    w.close({"done": True})
+    merge_store(path)
+    return path

@@ -352,3 +352,15 @@ def _literal_choices(ann: ast.expr) -> tuple:
         except ValueError:
             return ()
     return ()
+
+
+def parse_log(values: list[str] | None) -> list[str] | None:
+    """The trackers of a repeatable, comma-separated `--log` (tensorboard, wandb), checked; None when not given."""
+    from lmlab.runs.tracking import BACKENDS
+
+    if not values:
+        return None
+    out: list[str] = []
+    for v in values:
+        out += [b for b in parse_list(v, "--log", str, choices=BACKENDS, example="tensorboard") if b not in out]
+    return out

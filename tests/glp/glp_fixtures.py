@@ -1,10 +1,8 @@
 """Shared by the GLP tests (imported by them; pytest puts this folder on sys.path): a synthetic store."""
 
-import numpy as np
 import pytest
 import torch
-
-from lmlab.acts.store import StoreWriter, merge_store
+from conftest import synthetic_store
 
 D = 16
 
@@ -17,12 +15,7 @@ def store(tmp_path_factory):
     mix = torch.randn(D, D, generator=g)
     z = torch.randn(8000, D, generator=g)
     x = torch.tanh(z @ mix) * 3 + torch.arange(D) * 0.5
-    w = StoreWriter(path, {"model": "synthetic", "layer": 0, "d_model": D, "dtype": "float32", "domains": ["a"],
-                           "config": {}}, shard_size=2000)
-    w.add(x, np.repeat(np.arange(400), 20), np.tile(np.arange(20), 400).astype(np.int32), 0, 0)
-    w.close({"done": True})
-    merge_store(path)
-    return path
+    return synthetic_store(path, x, shard_size=2000)
 
 
 

@@ -1,5 +1,6 @@
 """GLP trainer on a synthetic activation store: it learns, resumes exactly, and refuses bad input."""
 
+import importlib.util
 import json
 
 import numpy as np
@@ -76,9 +77,31 @@ def test_resume_after_a_crash_is_exact(store, tmp_path, monkeypatch, ema):
 
 
 def test_dimension_mismatch_is_one_clear_error(store, tmp_path):
+    """Only an explicit d_in that disagrees with the store is refused (presets take the store's width)."""
     with pytest.raises(DataError, match="d=16 activations, the GLP expects d_in=576"):
-        T.train_glp(apply_overrides(get_preset("glp", "tiny"), [f"store={json.dumps(str(store))}"]), tmp_path / "x",
-                    progress=False)
+        T.train_glp(apply_overrides(get_preset("glp", "tiny"), [f"store={json.dumps(str(store))}", "net.d_in=576"]),
+                    tmp_path / "x", progress=False)
+    assert not (tmp_path / "x").exists()
+
+
+def test_presets_take_the_store_width_with_no_flags(store, tmp_path):
+    """A store of another width (d=16, not SmolLM2's 576) trains with `--preset tiny` and no flags; the paper's
+    family resolves to d_model 2d, d_mlp 4d; config.json and --dry-run show the resolved numbers; an explicit
+    net.d_in that disagrees is one line."""
+    from conftest import run_lmlab
+
+    r = run_lmlab("glp", "train", "--store", str(store), "--out", str(tmp_path / "r"), "--preset", "tiny",
+                  "--no-progress", check=True)
+    assert json.loads(r.stdout)["steps"] == 40
+    net = json.loads((tmp_path / "r" / "config.json").read_text())["net"]
+    assert (net["d_in"], net["d_model"], net["d_mlp"]) == (D, 128, 256)
+    dry = run_lmlab("glp", "train", "--store", str(store), "--out", str(tmp_path / "d"), "--preset", "smollm2-d3",
+                    "--dry-run", check=True)
+    net = json.loads(dry.stdout)["net"]
+    assert (net["d_in"], net["d_model"], net["d_mlp"], net["n_layers"]) == (D, 2 * D, 4 * D, 3)
+    bad = run_lmlab("glp", "train", "--store", str(store), "--out", str(tmp_path / "b"), "--set", "net.d_in=576")
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+    assert "the store holds d=16 activations, the GLP expects d_in=576" in bad.stderr
 
 
 def test_nan_in_a_batch_is_one_clear_error(store, tmp_path):
@@ -111,6 +134,9 @@ def test_ddp_two_ranks_match_one(store, tmp_path):
     from conftest import run_lmlab, run_torchrun
 
     run_lmlab(*common, "--out", str(tmp_path / "one"), check=True)
-    run_torchrun(*common, "--out", str(tmp_path / "two"))
+    # "--": torchrun's own parser would take --log for its --log-dir (prefix matching)
+    run_torchrun("--", *common, "--out", str(tmp_path / "two"), "--log", "tensorboard")
     one, two = _losses(tmp_path / "one"), _losses(tmp_path / "two")
     assert one.keys() == two.keys() and all(two[s] == pytest.approx(one[s], rel=1e-4) for s in one)
+    if importlib.util.find_spec("tensorboard"):  # only rank 0 tracks: one events file
+        assert len(list((tmp_path / "two" / "tb").glob("events.out.tfevents.*"))) == 1

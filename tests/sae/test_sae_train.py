@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import synthetic_store
 
-from lmlab.acts.store import StoreWriter, merge_store
 from lmlab.sae.model import SAEConfig, SparseAutoencoder, geometric_median
 from lmlab.sae.train import SAETrainConfig, Trainable, train_step
 
@@ -96,12 +96,7 @@ def store(tmp_path_factory):
     """6,000 planted-dictionary rows from 300 documents (20 positions each)."""
     path = tmp_path_factory.mktemp("store") / "s"
     x, _ = _planted(6000, seed=5)
-    w = StoreWriter(path, {"model": "synthetic", "layer": 0, "d_model": D, "dtype": "float32", "domains": ["a"],
-                           "config": {}}, shard_size=2000)
-    w.add(x, np.repeat(np.arange(300), 20), np.tile(np.arange(20), 300).astype(np.int32), 0, 0)
-    w.close({"done": True})
-    merge_store(path)
-    return path
+    return synthetic_store(path, x, shard_size=2000)
 
 
 def _losses(run):

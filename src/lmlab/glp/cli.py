@@ -7,14 +7,14 @@ from pathlib import Path
 
 import typer
 
-from lmlab.cli_options import check_number, option, parse_list
+from lmlab.cli_options import check_number, option, parse_list, parse_log
 
 app = typer.Typer(no_args_is_help=True)
 # option defaults and help live in the configs and function signatures below (read without importing torch)
 _EVAL, _DLM, _SWEEP = "lmlab.glp.evaluate:evaluate", "lmlab.glp.evaluate:delta_lm", "lmlab.glp.sweep:sweep"
 _P = "lmlab.glp.probe:ProbeConfig"
 _ONCE, _SS = "lmlab.glp.steering.sweep:steer_once", "lmlab.glp.steering.sweep:SteerSweepConfig"
-_SAMPLE = "lmlab.glp.evaluate:SampleConfig"
+_SAMPLE, _TRAIN = "lmlab.glp.evaluate:SampleConfig", "lmlab.glp.train:GLPTrainConfig"
 _GLP_HELP = "GLP: an lmlab run directory, an official checkpoint folder or a hub id (g-luo/...)."
 
 
@@ -33,6 +33,7 @@ def train_cmd(
     out: Path = typer.Option(..., help="Run directory."),
     preset: str = typer.Option("tiny", help="Preset name; `lmlab glp presets` lists them."),
     set_: list[str] = typer.Option([], "--set", help="Override any field: --set lr=1e-3 --set net.n_layers=6."),
+    log: list[str] = option(_TRAIN, "log", "--log", note="Repeatable or comma-separated.", shown="none"),
     resume: bool = typer.Option(False, help="Continue exactly from OUT/ckpt."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved config and exit."),
     progress: bool = typer.Option(True, help="Show the progress bar."),
@@ -40,10 +41,13 @@ def train_cmd(
     """Train a GLP denoiser on a store (torchrun-aware: `torchrun --nproc_per_node 2 -m lmlab glp train ...`)."""
     import json
 
-    from lmlab.config import apply_overrides, get_preset, print_dry_run
+    from lmlab.acts.store import ActivationStore
+    from lmlab.config import apply_overrides, get_preset, print_dry_run, set_fields
     from lmlab.glp import train as T
 
     cfg = apply_overrides(get_preset("glp", preset), [f"store={json.dumps(str(store))}", *set_])
+    # the denoiser's widths follow the store's (d_in = its d; the paper's family: d_model 2d, d_mlp 4d)
+    cfg = set_fields(T.resolve_shape(cfg, ActivationStore.open(store).d_model), {"log": parse_log(log)})
     if dry_run:
         print_dry_run(cfg, f"lmlab glp train --preset {preset}")
         return

@@ -25,18 +25,20 @@ from lmlab.errors import ConfigError, DataError
 
 @dataclass
 class DenoiserConfig:
-    d_in: int = 576
-    """Activation width (the LLM's d_model)."""
+    d_in: int | None = None
+    """Activation width (the LLM's d_model; None: the store's, filled in when training resolves the config)."""
     d_model: int | None = None
-    """Residual width of the denoiser (None: 2 d_in)."""
+    """Residual width of the denoiser (None: 2 d_in, the paper's family)."""
     d_mlp: int | None = None
-    """SwiGLU hidden width (None: 4 d_in)."""
+    """SwiGLU hidden width (None: 4 d_in, the paper's family)."""
     n_layers: int = 3
     """Residual blocks: the depth knob of the paper's scaling family."""
     n_llm_layers: int | None = None
     """Multi-layer prior: number of LLM layers to condition on (None: single-layer, unconditional)."""
 
     def __post_init__(self):
+        if self.d_in is None:  # relative to a store not yet known: train.resolve_shape fills the widths in
+            return
         self.d_model = self.d_model or 2 * self.d_in
         self.d_mlp = self.d_mlp or 4 * self.d_in
         if self.d_model % 2 or min(self.d_in, self.n_layers) < 1:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -33,7 +33,7 @@ from lmlab.runs import checkpoint_steps
 @dataclass
 class GLPTrainConfig:
     net: DenoiserConfig = field(default_factory=DenoiserConfig)
-    """Denoiser shape (d_in is taken from the store)."""
+    """Denoiser shape: d_in None = the store's width, d_model / d_mlp None = 2 / 4 x d_in (resolve_shape)."""
     store: str = ""
     """Activation store directory (lmlab acts harvest)."""
     batch_size: int = 1024
@@ -74,6 +74,9 @@ class GLPTrainConfig:
     """Held-out rows in each evaluation (fixed noise seed)."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """auto = cuda when available."""
+    log: list[str] = field(default_factory=list)
+    """Experiment trackers beside metrics.jsonl: "tensorboard" (RUN/tb/) and/or "wandb" (offline unless WANDB_MODE
+    says otherwise; RUN/wandb/). Needs pip install 'lmlab[tracking]'; a resume may change it."""
 
     def __post_init__(self):
         if isinstance(self.net, dict):
@@ -85,20 +88,22 @@ class GLPTrainConfig:
             raise ConfigError("batch_size and max_steps must be >= 1", "fix the config")
 
 
+# Presets leave d_in to the store (any model's store trains with no flags) and, but for `tiny`, the widths to
+# the paper's family (d_model 2 d_in, d_mlp 4 d_in); resolve_shape fills the numbers in before config.json.
 @preset("glp")
 def tiny() -> GLPTrainConfig:
-    """CI-sized GLP: seconds on a CPU."""
+    """CI-sized GLP: seconds on a CPU (fixed small widths 128 / 256 whatever the store's d)."""
     return GLPTrainConfig(net=DenoiserConfig(n_layers=1, d_model=128, d_mlp=256), batch_size=256, max_steps=40,
                           log_every=5, eval_rows=512)
 
 
 def _smollm2(depth: int) -> GLPTrainConfig:
-    return GLPTrainConfig(net=DenoiserConfig(d_in=576, n_layers=depth), batch_size=1024, max_steps=2000)
+    return GLPTrainConfig(net=DenoiserConfig(n_layers=depth), batch_size=1024, max_steps=2000)
 
 
 @preset("glp", "smollm2-d3")
 def smollm2_d3() -> GLPTrainConfig:
-    """The paper's widths (d_model 2d, d_mlp 4d) at SmolLM2's d=576, depth 3."""
+    """The paper's widths (d_model 2d, d_mlp 4d) at the store's d (SmolLM2: 576), depth 3."""
     return _smollm2(3)
 
 
@@ -115,7 +120,7 @@ def smollm2_d12() -> GLPTrainConfig:
 def _paper_llama1b(depth: int) -> GLPTrainConfig:
     # glp.md §2-3: Llama-3.2-1B (d=2048), d_model 4096, d_mlp 8192; AdamW 5e-5, warmup 1%, cosine to 10%, clip 1,
     # bf16 autocast, batch 4096, one pass over 1B activations (244,140 steps), iid uniform sigma
-    return GLPTrainConfig(net=DenoiserConfig(d_in=2048, n_layers=depth), batch_size=4096, max_steps=244_140,
+    return GLPTrainConfig(net=DenoiserConfig(n_layers=depth), batch_size=4096, max_steps=244_140,
                           lr=5e-5, sigma_strata=1, ckpt_every=7812, log_every=10, eval_rows=16384)
 
 
@@ -138,6 +143,15 @@ def paper_llama1b_d12() -> GLPTrainConfig:
 @preset("glp", "paper-llama1b-d24")
 def paper_llama1b_d24() -> GLPTrainConfig:
     return _paper_llama1b(24)
+
+
+def resolve_shape(cfg: GLPTrainConfig, d: int) -> GLPTrainConfig:
+    """`cfg` with the denoiser's shape resolved for a store of width d: d_in None becomes d (d_model, d_mlp None
+    become 2 d, 4 d). An explicit d_in other than d is a one-line DataError."""
+    if cfg.net.d_in is not None and cfg.net.d_in != d:
+        raise DataError(f"the store holds d={d} activations, the GLP expects d_in={cfg.net.d_in}",
+                        f"drop --set net.d_in (the store's width is used) or use --set net.d_in={d}")
+    return replace(cfg, net=replace(cfg.net, d_in=d))
 
 
 def lr_at(cfg: GLPTrainConfig, step: int) -> float:
@@ -179,9 +193,7 @@ def heldout_loss(glp: GLP, ev) -> float:
 
 
 def build_glp(cfg: GLPTrainConfig, store, device) -> tuple[GLP, torch.optim.AdamW]:
-    if cfg.net.d_in != store.d_model:
-        raise DataError(f"the store holds d={store.d_model} activations, the GLP expects d_in={cfg.net.d_in}",
-                        f"use --set net.d_in={store.d_model} (or a store of the matching model/layer)")
+    cfg = resolve_shape(cfg, store.d_model)
     torch.manual_seed(cfg.seed)
     st = store.stats
     glp = GLP(Denoiser(cfg.net), Normalizer(st["mean"], st["var"])).to(device)
@@ -225,7 +237,7 @@ def train_glp(cfg: GLPTrainConfig, out: str | Path, resume: bool = False, progre
     """Train to cfg.max_steps; RUN/{config.json, metrics.jsonl, runs.csv, ckpt/, glp.safetensors, summary.json}."""
     from lmlab import runs
     from lmlab.acts.store import open_for_training
-    from lmlab.runs import checkpoint
+    from lmlab.runs import checkpoint, tracking
     from lmlab.runs.mfu import peak_flops
 
     out, owns = Path(out), not dist.is_distributed()
@@ -233,11 +245,13 @@ def train_glp(cfg: GLPTrainConfig, out: str | Path, resume: bool = False, progre
     dist.init(device.type)
     rank, world = dist.rank(), dist.world_size()
     store, train_rows, held = open_for_training(cfg.store, cfg.batch_size, world)
+    cfg = resolve_shape(cfg, store.d_model)  # config.json records the resolved widths
     glp, opt = build_glp(cfg, store, device)
     ema = copy.deepcopy(glp.net).requires_grad_(False) if cfg.ema else None
     scored = glp if ema is None else GLP(ema, glp.normalizer)  # what evaluations and the artifact use
     saved = glp.net if ema is None else torch.nn.ModuleDict({"net": glp.net, "ema": ema})  # checkpointed
     runs_csv = Path(cfg.runs_csv or out / runs.RUNS_CSV)
+    tracking.check(cfg.log)  # a missing tracker package fails before anything is written
     start = runs.start_run(out, asdict(cfg), resume, runs_csv, runs.run_name(out), what="GLP run",
                            restore=(saved, opt))
     dist.print0(glp.net.summary())
@@ -253,12 +267,14 @@ def train_glp(cfg: GLPTrainConfig, out: str | Path, resume: bool = False, progre
         return {"loss": loss, "lr": opt.param_groups[0]["lr"]}
 
     # MFU with the paper's 6 N FLOPs per activation (the time path the trainer deduplicates is counted)
-    last = runs.train_loop(out, range(start, cfg.max_steps),
-                           lambda s: load_batch(cfg, store, train_rows, s, rank, world, device), step_fn,
-                           batch_size=cfg.batch_size, flops_per_sample=6 * n, peak=peak_flops(device, cfg.dtype) * world,
-                           log_every=cfg.log_every, ckpt_every=cfg.ckpt_every, evals=set(checkpoint_steps(cfg.max_steps)),
-                           on_eval=lambda done, m: _eval_row(cfg, out, runs_csv, scored, ev, n, done, m["loss"]),
-                           save=lambda done: checkpoint.save(out, saved, opt, {"step": done}), progress=progress)
+    with tracking.Tracker(out, cfg.log, asdict(cfg), start) as tracker:
+        last = runs.train_loop(out, range(start, cfg.max_steps),
+                               lambda s: load_batch(cfg, store, train_rows, s, rank, world, device), step_fn,
+                               batch_size=cfg.batch_size, flops_per_sample=6 * n, peak=peak_flops(device, cfg.dtype) * world,
+                               log_every=cfg.log_every, ckpt_every=cfg.ckpt_every, evals=set(checkpoint_steps(cfg.max_steps)),
+                               on_eval=lambda done, m: _eval_row(cfg, out, runs_csv, scored, ev, n, done, m["loss"]),
+                               save=lambda done: checkpoint.save(out, saved, opt, {"step": done}), progress=progress,
+                               tracker=tracker)
     if ema is not None and dist.is_main():
         save_safetensors(out / "glp.raw.safetensors", glp.state_dict())
     summary = _finish(cfg, out, scored, n, last) if dist.is_main() else {}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from lmlab.cli_options import check_number, option
+from lmlab.cli_options import check_number, option, parse_log
 
 app = typer.Typer(no_args_is_help=True)
 _T = "lmlab.lm.train:TrainConfig"  # option defaults and help live in the config (and in complete's signature)
@@ -21,6 +21,7 @@ def train_cmd(
     max_steps: int = option(_T, "max_steps", shown="the preset's"),
     set_: list[str] = typer.Option([], "--set", help="Override any field: --set lr=1e-3 --set model.n_layer=6 "
                                                      "(--data and --max-steps win over --set)."),
+    log: list[str] = option(_T, "log", "--log", note="Repeatable or comma-separated.", shown="none"),
     resume: bool = typer.Option(False, help="Continue exactly from OUT/ckpt."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved config and exit."),
     progress: bool = typer.Option(True, help="Show the progress bar."),
@@ -32,7 +33,8 @@ def train_cmd(
     from lmlab.lm import train as T
 
     check_number(max_steps, "--max-steps", minimum=1)
-    cfg = set_fields(apply_overrides(get_preset("lm", preset), list(set_)), {"data": data, "max_steps": max_steps})
+    cfg = set_fields(apply_overrides(get_preset("lm", preset), list(set_)),
+                     {"data": data, "max_steps": max_steps, "log": parse_log(log)})
     if dry_run:
         print_dry_run(cfg, f"lmlab lm train --preset {preset}")
         return

@@ -97,6 +97,9 @@ class TrainConfig:
     """runs.csv to append rows to (None: RUN/runs.csv). Point a sweep's runs at one file."""
     name: str | None = None
     """Run label in runs.csv (None: the run directory's name)."""
+    log: list[str] = field(default_factory=list)
+    """Experiment trackers beside metrics.jsonl: "tensorboard" (RUN/tb/) and/or "wandb" (offline unless WANDB_MODE
+    says otherwise; RUN/wandb/). Needs pip install 'lmlab[tracking]'; a resume may change it."""
 
     def __post_init__(self):
         if isinstance(self.model, dict):
@@ -233,6 +236,7 @@ class _Run:
                               "choose micro_batch_size dividing batch_size / world size")
         self.runs_csv = Path(cfg.runs_csv) if cfg.runs_csv else out / runs.RUNS_CSV
         self.name = runs.run_name(out, cfg.name)
+        self.tracker = None  # runs.tracking.Tracker, opened by `train`
 
 
 def _autocast(run: _Run):
@@ -336,13 +340,14 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
     tokenizer.json, summary.json}. With resume=True, continue exactly from RUN/ckpt. Returns the summary."""
     from lmlab import runs
     from lmlab.progress import train_bar
-    from lmlab.runs import checkpoint
+    from lmlab.runs import checkpoint, tracking
 
     out = Path(out)
     owns_group = not dist.is_distributed()
     dist.init(dist.device(cfg.device).type)
     run = _Run(cfg, out)
     cfg.model.vocab_size = run.tok.vocab_size  # the architecture follows the dataset's tokenizer
+    tracking.check(cfg.log)  # a missing tracker package fails before anything is written
     start = runs.start_run(out, _saved_config(cfg), resume, run.runs_csv, run.name)
     state = {"step": 0, "tokens": 0, "trained_tokens": 0.0, "last_eval": {}}
     torch.manual_seed(cfg.seed)
@@ -353,7 +358,8 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
     dist.print0(raw.summary())
     model = _wrap(run, raw)
     clock = _Clock(run, raw)
-    with train_bar(progress and dist.is_main(), cfg.max_steps, start) as bar:
+    tracker = run.tracker = tracking.Tracker(out, cfg.log, _saved_config(cfg), start, run.name)
+    with tracker, train_bar(progress and dist.is_main(), cfg.max_steps, start) as bar:
         for step in range(start, cfg.max_steps):
             for g in optim.param_groups:
                 g["lr"] = lr_at(cfg, step)
@@ -365,6 +371,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
             row = clock.row(done, m, optim.param_groups[0]["lr"], state)
             if dist.is_main() and runs.due(done, cfg.log_every, cfg.max_steps):
                 append_jsonl(out / runs.METRICS, row)
+                tracker.log(done, row)
             if runs.due(done, cfg.eval_every, cfg.max_steps):
                 state["last_eval"] = _eval_row(run, model, raw, done, row, state)
             if runs.due(done, cfg.ckpt_every, cfg.max_steps):
@@ -399,6 +406,8 @@ def _eval_row(run: _Run, model, raw: GPT, done: int, row: dict, state: dict) -> 
     if dist.is_main():
         s = raw.sizes()
         append_jsonl(run.out / METRICS, {"step": done, "eval": ev})
+        if run.tracker is not None:
+            run.tracker.log(done, ev, "eval")
         table.append_row(run.runs_csv, {
             "run": run.name, "step": done, "N": s.n_nonembed, "N_total": s.n_total, "N_nonembed": s.n_nonembed,
             "N_matmul": s.n_matmul, "D": state["tokens"],

@@ -18,6 +18,8 @@ import math
 from pathlib import Path
 
 CONFIG, METRICS, SUMMARY, RUNS_CSV = "config.json", "metrics.jsonl", "summary.json", "runs.csv"
+FREE_ON_RESUME = frozenset({"log"})
+"""Config fields (at any depth) a resume may change: views of the run (trackers), not what it computes."""
 
 
 def start_run(out: Path, config: dict, resume: bool, runs_csv: Path, name: str, what: str = "run",
@@ -62,9 +64,12 @@ def start_run(out: Path, config: dict, resume: bool, runs_csv: Path, name: str, 
 
 
 def config_diff(saved: dict, new: dict, prefix: str = "") -> list[str]:
-    """Every field whose value differs, as 'a.b (old -> new)', recursing into nested sections."""
+    """Every field whose value differs, as 'a.b (old -> new)', recursing into nested sections (FREE_ON_RESUME
+    fields are not compared)."""
     out = []
     for k in sorted(set(saved) | set(new)):
+        if k in FREE_ON_RESUME:
+            continue
         a, b = saved.get(k), new.get(k)
         if isinstance(a, dict) and isinstance(b, dict):
             out += config_diff(a, b, f"{prefix}{k}.")
@@ -101,13 +106,13 @@ def checkpoint_steps(max_steps: int, per_decade: int = 4) -> list[int]:
 
 def train_loop(out: Path, steps: range, load, step_fn, *, batch_size: int, flops_per_sample: float, peak: float,
                log_every: int, ckpt_every: int, evals: set[int], on_eval, save, progress: bool,
-               label: str = "train") -> dict:
+               label: str = "train", tracker=None) -> dict:
     """The loop of the trainers on activation stores (GLP, SAE), torchrun-aware:
     batches load(s) prefetched one step ahead (`prefetch`); step_fn(s, batch) -> metrics (with "loss");
     a metrics.jsonl row every log_every steps and at eval steps, with throughput (samples/s, data wait included,
     evals and checkpoints excluded) and MFU = samples/s x flops_per_sample / peak; on_eval(done, metrics) -> the
-    eval dict at the steps in `evals`; save(done) every ckpt_every steps and at the end (rank 0). Returns the
-    last eval dict."""
+    eval dict at the steps in `evals`; save(done) every ckpt_every steps and at the end (rank 0); the rows and
+    eval dicts also go to `tracker` (runs.tracking.Tracker) when given. Returns the last eval dict."""
     import time
 
     from lmlab import dist
@@ -124,8 +129,12 @@ def train_loop(out: Path, steps: range, load, step_fn, *, batch_size: int, flops
             row = {"step": done, **m, "tokens_per_sec": sps, "mfu": sps * flops_per_sample / peak}
             if dist.is_main() and (due(done, log_every, 0) or done in evals):
                 append_jsonl(out / METRICS, row)
+                if tracker is not None:
+                    tracker.log(done, row)
             if done in evals and dist.is_main():
                 last = on_eval(done, m)
+                if tracker is not None:
+                    tracker.log(done, last, "eval")
             if due(done, ckpt_every, total) and dist.is_main():
                 save(done)
             dist.barrier()

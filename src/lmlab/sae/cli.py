@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from lmlab.cli_options import option
+from lmlab.cli_options import option, parse_log
 
 app = typer.Typer(no_args_is_help=True)
 _T = "lmlab.sae.train:SAETrainConfig"
@@ -20,6 +20,7 @@ def train_cmd(
     latents: int = option(_T, "n_latents", "--latents", shown="expansion x the store's width"),
     k: int = option(_T, "k", shown="the preset's"),
     set_: list[str] = typer.Option([], "--set", help="Override any field: --set expansion=16 --set variant=batchtopk."),
+    log: list[str] = option(_T, "log", "--log", note="Repeatable or comma-separated.", shown="none"),
     resume: bool = typer.Option(False, help="Continue exactly from OUT/ckpt."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved config and exit."),
     progress: bool = typer.Option(True, help="Show the progress bar."),
@@ -31,7 +32,7 @@ def train_cmd(
     from lmlab.sae import train as T
 
     cfg = apply_overrides(get_preset("sae", preset), [f"store={json.dumps(str(store))}", *set_])
-    cfg = set_fields(cfg, {"n_latents": latents, "k": k})
+    cfg = set_fields(cfg, {"n_latents": latents, "k": k, "log": parse_log(log)})
     if dry_run:
         print_dry_run(cfg, f"lmlab sae train --preset {preset}")
         return

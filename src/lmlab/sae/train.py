@@ -14,7 +14,7 @@ Exact resume: model, Adam state, the fired-step counters and RNG states are chec
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -71,6 +71,9 @@ class SAETrainConfig:
     """runs.csv to append rows to (None: RUN/runs.csv)."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """auto = cuda when available."""
+    log: list[str] = field(default_factory=list)
+    """Experiment trackers beside metrics.jsonl: "tensorboard" (RUN/tb/) and/or "wandb" (offline unless WANDB_MODE
+    says otherwise; RUN/wandb/). Needs pip install 'lmlab[tracking]'; a resume may change it."""
 
     def __post_init__(self):
         check_literal(self)
@@ -215,7 +218,7 @@ def train_sae(cfg: SAETrainConfig, out: str | Path, resume: bool = False, progre
     summary.json}. torchrun-aware; exact resume with resume=True."""
     from lmlab import runs
     from lmlab.acts.store import open_for_training
-    from lmlab.runs import checkpoint, checkpoint_steps
+    from lmlab.runs import checkpoint, checkpoint_steps, tracking
     from lmlab.runs.mfu import peak_flops
 
     out, owns = Path(out), not dist.is_distributed()
@@ -225,6 +228,7 @@ def train_sae(cfg: SAETrainConfig, out: str | Path, resume: bool = False, progre
     store, train_rows, held = open_for_training(cfg.store, cfg.batch_size, world)
     model, opt, total_var = build_sae(cfg, store, device)
     runs_csv = Path(cfg.runs_csv or out / runs.RUNS_CSV)
+    tracking.check(cfg.log)  # a missing tracker package fails before anything is written
     start = runs.start_run(out, asdict(cfg), resume, runs_csv, runs.run_name(out), what="SAE run",
                            restore=(model, opt))
     dist.print0(model.sae.summary())
@@ -233,15 +237,16 @@ def train_sae(cfg: SAETrainConfig, out: str | Path, resume: bool = False, progre
     x_held = store.get(np.sort(rng.choice(held, size=min(cfg.eval_rows, len(held)), replace=False))).to(device)
     # training FLOPs per token: the dense encoder forward (2 n d) and its weight gradient (2 n d); the sparse
     # decoder's 2 k d per pass is negligible at k << n
-    last = runs.train_loop(out, range(start, cfg.max_steps),
-                           lambda s: load_batch(cfg, store, train_rows, s, rank, world, device),
-                           lambda s, x: train_step(cfg, model, opt, x, s, total_var, world, wrapped),
-                           batch_size=cfg.batch_size, flops_per_sample=4 * model.sae.cfg.n_latents * store.d_model,
-                           peak=peak_flops(device, cfg.dtype) * world, log_every=cfg.log_every,
-                           ckpt_every=cfg.ckpt_every, evals=set(checkpoint_steps(cfg.max_steps)),
-                           on_eval=lambda done, m: _eval_row(cfg, out, runs_csv, model.sae, x_held, done, m),
-                           save=lambda done: checkpoint.save(out, model, opt, {"step": done}), progress=progress,
-                           label="sae")
+    with tracking.Tracker(out, cfg.log, asdict(cfg), start) as tracker:
+        last = runs.train_loop(out, range(start, cfg.max_steps),
+                               lambda s: load_batch(cfg, store, train_rows, s, rank, world, device),
+                               lambda s, x: train_step(cfg, model, opt, x, s, total_var, world, wrapped),
+                               batch_size=cfg.batch_size, flops_per_sample=4 * model.sae.cfg.n_latents * store.d_model,
+                               peak=peak_flops(device, cfg.dtype) * world, log_every=cfg.log_every,
+                               ckpt_every=cfg.ckpt_every, evals=set(checkpoint_steps(cfg.max_steps)),
+                               on_eval=lambda done, m: _eval_row(cfg, out, runs_csv, model.sae, x_held, done, m),
+                               save=lambda done: checkpoint.save(out, model, opt, {"step": done}), progress=progress,
+                               label="sae", tracker=tracker)
     summary = _finish(cfg, out, model.sae, store, last) if dist.is_main() else {}
     dist.barrier()
     if owns:
