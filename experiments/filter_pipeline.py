@@ -96,7 +96,7 @@ def _anon(cmd: list[str], a, w: Path, out: Path) -> list[str]:
 def _publish(a, w: Path, out: Path) -> None:
     """Copy the small result files into OUT with this machine's paths replaced."""
     for src, name in ((w / "cls" / "classifier.json", "classifier.json"), (w / "cls" / "teacher.json", "teacher.json"),
-                      (w / "labels" / "labels.json", "labels.json"),
+                      (w / "labels" / "labels.json", "page_labels.json"),
                       (w / "data" / "train.label.json", "corpus_label.json"), (w / "sweep" / "sweep.json", "sweep.json")):
         if src.is_file():
             text = src.read_text()
