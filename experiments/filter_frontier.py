@@ -2,7 +2,7 @@
 
     python experiments/filter_frontier.py --data DATA --work WORK --out docs/results/filtering/frontier \
         [--size 48x2] [--token-rates 0.03,0.1,0.25,0.5] [--doc-rates 0.1,0.25,0.5] [--noise 0.25,0.5] \
-        [--masks target,union] [--main SWEEP]
+        [--masks target,union] [--main SWEEP] [--seeds SWEEP2]
 
 DATA is a dataset labelled by `lmlab filter label` (train.side, train.docflags.npy). Every configuration is one
 `lmlab filter sweep` (one size, one seed) in WORK/frontier/<name>, run as a subprocess of the real CLI and skipped
@@ -18,7 +18,10 @@ when finished, so the script resumes after kill -9 or on a new machine with WORK
 Then every final model is scored on the same held-out windows (filtering/evaluate.py) and its loss gap to the
 baseline gets a paired bootstrap interval: OUT/frontier.json, OUT/frontier.png. With --main SWEEP (a finished
 `lmlab filter sweep`), the same paired gaps for each of its sizes go to OUT/main_gaps.json. Wall time and load
-average of every step are in OUT/steps.json; no path of this machine is written.
+average of every step are in OUT/steps.json; no path of this machine is written. With --seeds SWEEP2 (a sweep of
+the same data at one size with further seeds), OUT/seed_gaps.json holds every seed's paired gaps at that size
+(SWEEP2's and --main's) and, per series and domain, the mean gap over seeds with a Student-t 95% interval: the
+paired window bootstrap measures evaluation noise only, the spread over seeds measures training noise.
 """
 
 from __future__ import annotations
@@ -92,6 +95,28 @@ def main_gaps(sweep_dir: Path, data: Path, windows: int) -> dict:
     return out
 
 
+def seed_gaps(sweeps: list[Path], data: Path, windows: int) -> dict:
+    """Paired gaps of each (size, seed) in SWEEPS plus, per size, series and domain, the mean over seeds with a
+    Student-t 95% interval (training-seed noise, which the window bootstrap of one seed cannot see)."""
+    from scipy import stats
+
+    size = {r["size"] for r in json.loads((sweeps[-1] / "sweep.json").read_text())["runs"]}
+    per = {k: v for sw in sweeps for k, v in main_gaps(sw, data, windows).items() if k.split("_s")[0] in size}
+    summary: dict = {}
+    for key, g in per.items():
+        for series, doms in g["runs"].items():
+            for dom, v in doms.items():
+                summary.setdefault(key.split("_s")[0], {}).setdefault(series, {}).setdefault(dom, []).append(v["gap"])
+    for sz in summary.values():
+        for doms in sz.values():
+            for dom, gaps in doms.items():
+                x = np.asarray(gaps)
+                half = float(stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else None
+                doms[dom] = {"gaps": gaps, "mean": float(x.mean()), "sd": float(x.std(ddof=1)) if len(x) > 1 else None,
+                             "ci95": None if half is None else [float(x.mean()) - half, float(x.mean()) + half]}
+    return {"per_seed": per, "over_seeds": summary, "n_seeds": len(per)}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, required=True)
@@ -105,6 +130,7 @@ def main(argv=None) -> int:
     ap.add_argument("--masks", default="target,union")
     ap.add_argument("--windows", type=int, default=400, help="held-out windows per domain for the paired gaps")
     ap.add_argument("--main", type=Path, default=None, help="a finished multi-size filter sweep")
+    ap.add_argument("--seeds", type=Path, default=None, help="a finished sweep with further seeds at one size")
     a = ap.parse_args(argv)
     floats = lambda s: [float(x) for x in s.split(",") if x]  # noqa: E731
     a.noise, a.masks = floats(a.noise), [m for m in a.masks.split(",") if m]
@@ -134,6 +160,9 @@ def main(argv=None) -> int:
     frontier_plot(g, labels, a.out / "frontier.png")
     if a.main is not None:
         write_json(a.out / "main_gaps.json", main_gaps(a.main, a.data, a.windows))
+    if a.seeds is not None:
+        sweeps = [a.main, a.seeds] if a.main is not None else [a.seeds]
+        write_json(a.out / "seed_gaps.json", seed_gaps(sweeps, a.data, a.windows))
     print(json.dumps({"out": "OUT", "runs": len(rows)}))
     return 0
 
