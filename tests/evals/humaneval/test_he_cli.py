@@ -132,3 +132,19 @@ def test_prompt_style_option(tmp_path):
     r = run_lmlab("eval", "humaneval", "--model", "m", "--backend", "openai", "--base-url", "http://127.0.0.1:9/v1",
                   "--out", str(tmp_path / "o"), "--prompt-style", "instruct")
     assert r.returncode == 2 and "needs --backend hf" in r.stderr
+
+
+def test_grading_a_samples_file_imports_no_heavy_library(tmp_path):
+    """`--samples` start-up is part of what a user waits for: no torch, transformers or scipy (numpy stays: the
+    bootstrap CI uses it); the summary records the isolation in force, seccomp included."""
+    import subprocess
+
+    f = write(tmp_path / "s.jsonl", [{"task_id": "HumanEval/0", "completion": P["HumanEval/0"]["canonical_solution"]}])
+    code = ("import sys, json\nfrom lmlab.cli import main\n"
+            f"main(['eval', 'humaneval', '--samples', {str(f)!r}, '--k', '1', '--allow-subset', '--json', '--no-progress'])\n"
+            "print(json.dumps(sorted(m for m in ('torch', 'transformers', 'scipy') if m in sys.modules)))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    summary, heavy = r.stdout.splitlines()
+    assert json.loads(heavy) == []
+    iso = json.loads(summary)["isolation"]
+    assert set(iso) >= {"netns", "mountns", "jail", "pidns", "seccomp", "uid"}

