@@ -44,7 +44,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/glp_train_throughput.py --out bench/results
 	$(BIN)/python bench/humaneval_exec.py --out bench/results --copies 10
 	$(BIN)/python bench/scaling_fit.py --n-boot 1000
-	$(BIN)/python bench/fewshot_vs_lmeval.py --limit 60
+	$(BIN)/python bench/fewshot_vs_lmeval.py --limit 120
 
 clean-venv:
 	rm -rf $(VENV)

@@ -35,6 +35,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch threads for both sides (1: busy shared CPU)")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "fewshot_vs_lmeval.json")
     args = ap.parse_args()
+    load0 = os.getloadavg()  # > 2 on this 2-core machine: something else shared the cores
 
     import lm_eval
     import torch
@@ -86,7 +87,8 @@ def main() -> None:
                            "lmeval_via_lmlab_adapter": n_req / t_adapted},
         "speedup_lmlab_vs_lmeval_hf": t_theirs / t_ours,
         "lmlab_forward_passes": ours["forward_passes"],
-        "machine": "2 shared CPU cores (other jobs running), torch CPU",
+        "machine": f"{os.cpu_count()} CPU cores, torch CPU", "loadavg_1_5_15_at_start": load0,
+        "loadavg_1_5_15_at_end": os.getloadavg(),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
     }
     write_json(args.out, result)

@@ -8,6 +8,7 @@ Writes bench/results/glp_steer_throughput.json.
 
 import argparse
 import json
+import os
 import platform
 from pathlib import Path
 
@@ -27,6 +28,7 @@ def main():
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--out", default="bench/results/glp_steer_throughput.json")
     a = ap.parse_args()
+    load0 = os.getloadavg()  # > 2 on this 2-core machine: something else shared the cores
     glp, st = glp_context(a.glp, None)
     model, tok = load_causal_lm(st.model)
     w = torch.nn.functional.normalize(torch.randn(st.d_model, generator=torch.Generator().manual_seed(0)), dim=0)
@@ -48,7 +50,8 @@ def main():
     out = {"glp": a.glp, "glp_params": sum(p.numel() for p in glp.net.parameters()), "model": st.model,
            "layer": st.layer, "prompts": a.prompts, "new_tokens": a.tokens, "repeats": a.repeats,
            "threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),
-           "note": "best of repeats; shared 2-core machine", "modes": res}
+           "note": "best of repeats", "modes": res,
+           "cpus": os.cpu_count(), "loadavg_1_5_15_at_start": load0, "loadavg_1_5_15_at_end": os.getloadavg()}
     write_json(Path(a.out), out)
     print(json.dumps({m: round(r["tokens_per_s"], 1) for m, r in res.items()}))
 

@@ -204,6 +204,7 @@ def main(argv=None) -> dict:
     p.add_argument("--limit", type=int, default=0, help="only the first N problems (a smoke run)")
     p.add_argument("--samples", default="", help="instead: compare verdicts on this samples file (no timing focus)")
     args = p.parse_args(argv)
+    load0 = os.getloadavg()  # > 2 on this 2-core machine: something else shared the cores
     try:
         args.workers = [int(w) for w in args.workers.split(",")]
     except ValueError:
@@ -223,7 +224,7 @@ def main(argv=None) -> dict:
     result = {
         "timeout": args.timeout, "repeats": args.repeats, "copies": args.copies, "limit": args.limit, "runs": runs,
         "non_exploit_verdicts_identical": all(r["verdicts"]["non_exploit_identical"] for r in runs),
-        "machine": {"cpus": os.cpu_count(), "loadavg_at_end": os.getloadavg(), "python": platform.python_version(),
+        "machine": {"cpus": os.cpu_count(), "loadavg_1_5_15_at_start": load0, "loadavg_1_5_15_at_end": os.getloadavg(), "python": platform.python_version(),
                     "note": "both harnesses measured in the same bench run, alternating"}}
     write_json(Path(args.out) / "humaneval_exec.json", result)
     print(json.dumps({f"{r['file']}@{r['workers']}": [round(r["whole_process_ratio"], 2), round(r["steady_ratio"], 2)]

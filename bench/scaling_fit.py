@@ -82,6 +82,7 @@ def main() -> None:
     ap.add_argument("--out", default="bench/results/scaling_fit.json")
     ap.add_argument("--n-boot", type=int, default=1000)
     args = ap.parse_args()
+    load0 = os.getloadavg()  # > 2 on this 2-core machine: something else shared the cores
     from lmlab.io import write_json
     from lmlab.scaling.table import epoch_chinchilla
 
@@ -95,7 +96,8 @@ def main() -> None:
               len(d["loss"]), "epoch_reference": EPOCH, "epoch_reference_objective": summed_huber(EPOCH, d),
               "lmlab": ours, "chinchilla_pkg": pkg, "subgrid": SUBGRID,
               "speedup_subgrid_fit": pkg["time_s"] / ours["subgrid"]["time_s"],
-              "machine": f"{os.cpu_count()} CPU cores, shared with other jobs (timings include contention)",
+              "machine": f"{os.cpu_count()} CPU cores", "loadavg_1_5_15_at_start": load0,
+              "loadavg_1_5_15_at_end": os.getloadavg(),
               "command": f"python bench/scaling_fit.py --n-boot {args.n_boot}"}
     write_json(Path(args.out), result)
     print(f"speed-up (243-start fit, package / lmlab): {result['speedup_subgrid_fit']:.1f}x -> {args.out}")
