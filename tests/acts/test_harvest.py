@@ -1,5 +1,5 @@
 """Harvest on the real SmolLM2: exact layer-L values, special tokens excluded, kill -9 + resume equality,
-2-rank torchrun, and bad input."""
+2-rank torchrun, and bad input. Packed vs sorted batching: test_packing.py."""
 
 import json
 import os
@@ -108,8 +108,10 @@ def test_kill_and_resume_gives_identical_store(tmp_path):
     run_lmlab(*args, "--out", str(victim), check=True)
     a, b = ActivationStore.open(tmp_path / "ref"), ActivationStore.open(victim)
     assert len(a) == len(b) == 6000 and verify_store(victim) == []
-    assert torch.equal(a.get(np.arange(6000)), b.get(np.arange(6000)))
+    assert torch.equal(a.get(np.arange(6000)), b.get(np.arange(6000)))  # packed batching (the default)
     assert np.array_equal(a.provenance(), b.provenance())
+    pad = [json.loads((d / "manifest.json").read_text())["padding"] for d in (tmp_path / "ref", victim)]
+    assert pad[0] == pad[1] and 0 < pad[0]["share"] < 0.1  # re-run blocks are not counted twice
 
 
 @pytest.mark.dist
@@ -118,7 +120,7 @@ def test_two_ranks_write_one_store(corpus, tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "lmlab",
            "acts", "harvest", "--layer", "7", "--tokens", "10000", "--corpus", str(corpus), "--seq-len", "32",
            "--batch", "4", "--dtype", "fp32", "--shard-size", "64", "--device", "cpu", "--no-progress",
-           "--out", str(tmp_path / "two")]
+           "--set", "block_docs=6", "--out", str(tmp_path / "two")]  # as _cfg: 5 blocks, shared by the 2 ranks
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert r.returncode == 0, r.stderr[-3000:]
     one, two = ActivationStore.open(tmp_path / "one"), ActivationStore.open(tmp_path / "two")
@@ -129,6 +131,8 @@ def test_two_ranks_write_one_store(corpus, tmp_path):
     a, b = one.get(i1), two.get(i2)  # ranks run 1 thread each: GEMM blocking differs, so fp32 noise only
     assert (a - b).abs().max() <= 1e-5 * a.abs().max()
     assert torch.allclose(one.stats["mean"], two.stats["mean"], rtol=1e-5, atol=1e-5)
+    pad = [json.loads((tmp_path / d / "manifest.json").read_text())["padding"] for d in ("one", "two")]
+    assert pad[0] == pad[1]  # blocks are packed alone, whichever rank runs them
 
 
 def test_bad_input(corpus, tmp_path):

@@ -23,6 +23,7 @@ def harvest_cmd(
     domains: str = option(_H, "domains", note="Comma-separated."),
     seq_len: int = option(_H, "seq_len"),
     batch: int = option(_H, "batch"),
+    batching: str = option(_H, "batching"),
     dtype: str = option(_H, "dtype"),
     shard_size: int = option(_H, "shard_size"),
     device: str = option(_H, "device"),
@@ -41,7 +42,7 @@ def harvest_cmd(
     check_number(shard_size, "--shard-size", minimum=1)
     cfg = HarvestConfig(**given(model=model, layer=layer, tokens=tokens, out=str(out), split=split, seq_len=seq_len,
                                 corpus=None if corpus == "embedded" else corpus,  # None: the default, embedded
-                                domains=parse_list(domains, "--domains"), batch=batch, dtype=dtype,
+                                domains=parse_list(domains, "--domains"), batch=batch, batching=batching, dtype=dtype,
                                 shard_size=shard_size, device=device))
     cfg = apply_overrides(cfg, list(set_))
     if dry_run:

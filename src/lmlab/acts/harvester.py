@@ -1,15 +1,19 @@
 """Harvest the residual stream at layer L of any causal LM into an activation store (acts/store.py).
 
 Documents stream from a corpus in a fixed order; each gets a global index. They are cut into blocks of
-`block_docs`; block b belongs to rank b % world (torchrun). Inside a block, documents are sorted by length
-and batched (length bucketing: little padding), run through blocks 0..L only (`hooks.forward_to_layer`:
-no later blocks, no logits, inference mode), and every non-special position is stored with its provenance
-(doc index, position, token id, domain). Which positions count (BOS and other special tokens excluded) is
-decided by acts/positions.py, the rule every later stage shares.
+`block_docs`; block b belongs to rank b % world (torchrun). Inside a block, documents become forward passes
+(acts/packing.py): by default packed several to a row with restarting position ids and a block-diagonal
+causal mask (issue 18: almost no padding), or, with `batching="sorted"`, sorted by length and right-padded
+(the earlier behaviour, bit for bit). They run through blocks 0..L only (`hooks.forward_to_layer`: no later
+blocks, no logits, inference mode), and every non-special position is stored with its provenance (doc
+index, position in the document, token id, domain). Which positions count (BOS and other special tokens
+excluded) is decided by acts/positions.py, the rule every later stage shares.
 
 Exact resume: a block is the unit of work, and the store commits shards only at block ends with the next
-block as cursor, so a killed harvest re-runs from the last committed block and — batches being a pure
-function of the block — ends with exactly the activations of an uninterrupted run.
+block as cursor, so a killed harvest re-runs from the last committed block and — passes being a pure
+function of the block — ends with exactly the activations of an uninterrupted run. The cursor also carries
+the positions processed and the real (non-pad) tokens among them; `merge_store` sums them into the
+manifest's `padding` entry.
 """
 
 from __future__ import annotations
@@ -42,9 +46,15 @@ class HarvestConfig:
     seq_len: int = 512
     """Documents are truncated to this many tokens."""
     batch: int = 16
-    """Documents per forward pass."""
+    """Rows per forward pass: packed rows of up to seq_len tokens (batching=packed) or documents
+    (batching=sorted); at most batch x seq_len tokens per pass either way."""
+    batching: Literal["packed", "sorted"] = "packed"
+    """How a block's documents form forward passes (acts/packing.py). packed: first-fit decreasing into rows of
+    seq_len tokens, position ids restarting per document, block-diagonal causal mask (no document sees
+    another); padding is only the unfilled row tails (issue 18). sorted: the earlier batching, documents
+    longest first, right-padded to each pass's longest; bit-identical to stores harvested before packing."""
     block_docs: int = 128
-    """Documents per unit of work (sorting for length bucketing, resume granularity, rank assignment)."""
+    """Documents per unit of work (what is packed or sorted together, resume granularity, rank assignment)."""
     prepend_bos: bool = True
     """Start every document with the tokenizer's BOS when it does not add one itself (SmolLM2, GPT-2): the first
     position of a causal LM is an attention sink with an outlier norm (~100x), and it should be a special
@@ -80,6 +90,11 @@ def harvest(cfg: HarvestConfig | None = None, progress: bool = True, **options) 
     dtype = torch.bfloat16 if cfg.dtype == "bf16" else torch.float32
     model, tok = load_causal_lm(cfg.model, dtype=dtype, device=str(device))
     check_layer(model, cfg.layer)
+    if cfg.batching == "packed":
+        from lmlab.acts.packing import check_packing
+        from lmlab.acts.positions import pad_id
+
+        check_packing(model, cfg.layer, device, pad_id(tok))
     domains = _domains(cfg)
     meta = {"model": cfg.model, "model_class": type(model).__name__, "layer": cfg.layer,
             "d_model": int(model.config.hidden_size), "dtype": "bfloat16" if cfg.dtype == "bf16" else "float32",
@@ -125,23 +140,25 @@ def _blocks(cfg: HarvestConfig):
 def _run_blocks(cfg, model, tok, writer, quota: int, domains, rank, world, device, progress: bool) -> None:
     from rich.progress import Progress
 
-    cursor = writer.cursor or {"next_block": 0, "count": 0, "done": False}
+    cursor = writer.cursor or {"next_block": 0, "count": 0, "done": False, "positions": 0, "real": 0}
     if cursor.get("done"):
         return
     count, seen_text = cursor["count"], False
+    work = {k: cursor.get(k, 0) for k in ("positions", "real")}  # 0: a store begun before issue 18
     with Progress(transient=False, disable=not progress) as bar:
         task = bar.add_task(f"harvest layer {cfg.layer}", total=quota, completed=count)
         for b, block in _blocks(cfg):
             seen_text = True
             if b < cursor["next_block"] or b % world != rank:
                 continue
-            rows = _harvest_block(cfg, model, tok, block, domains, device)
+            rows, positions, real = _harvest_block(cfg, model, tok, block, domains, device)
             take = min(quota - count, rows[0].shape[0])
             writer.add(*(r[:take] for r in rows))
             count += take
+            work = {"positions": work["positions"] + positions, "real": work["real"] + real}
             bar.update(task, completed=count)
             done = count >= quota
-            cursor = {"next_block": b + 1, "count": count, "done": done}
+            cursor = {"next_block": b + 1, "count": count, "done": done, **work}
             if done:
                 break
             writer.commit(cursor)
@@ -151,28 +168,50 @@ def _run_blocks(cfg, model, tok, writer, quota: int, domains, rank, world, devic
     writer.close(dict(cursor, done=True))
 
 
+def _passes(cfg, tok, enc: list[list[int]]):
+    """The block's forward passes (acts/packing.py): a pure function of the block and the options."""
+    from lmlab.acts.packing import packed_passes, sorted_passes
+    from lmlab.acts.positions import pad_id
+
+    if cfg.batching == "sorted":
+        return sorted_passes(enc, cfg.batch, pad_id(tok))
+    return packed_passes(enc, cfg.batch, cfg.seq_len, pad_id(tok))
+
+
 def _harvest_block(cfg, model, tok, block, domains, device):
-    """Residuals of every non-special token of the block's documents: (acts, doc, pos, token, domain)."""
-    import numpy as np
+    """Residuals of every non-special token of the block's documents: ((acts, doc, pos, token, domain),
+    positions processed, real tokens among them)."""
     import torch
 
     from lmlab.acts.hooks import forward_to_layer
     from lmlab.acts.positions import encode_docs, keep_positions, pad_batch, pad_id
 
     enc = encode_docs(tok, [d.text for _, d in block], cfg.seq_len, cfg.prepend_bos)
-    order = sorted((j for j in range(len(block)) if enc[j]), key=lambda j: (-len(enc[j]), j))  # length buckets
+    live, keeps = [j for j in range(len(block)) if enc[j]], {}
+    if live:  # the one rule (acts/positions.py), applied to each document on its own, as in any other stage
+        ids, mask = pad_batch([enc[j] for j in live], pad_id(tok))
+        keeps = dict(zip(live, keep_positions(tok, ids, mask, cfg.prepend_bos)))
     per_doc: dict[int, tuple] = {}
-    for s in range(0, len(order), cfg.batch):
-        idx = order[s:s + cfg.batch]
-        ids, mask = pad_batch([enc[j] for j in idx], pad_id(tok))
+    positions = 0
+    for p in _passes(cfg, tok, enc):
         with torch.inference_mode():
-            h = forward_to_layer(model, ids.to(device), cfg.layer, attention_mask=mask.to(device)).float().cpu()
-        keep = keep_positions(tok, ids, mask, cfg.prepend_bos)  # (b, T): acts/positions.py, the one rule
-        for r, j in enumerate(idx):
-            p = keep[r].nonzero().squeeze(1)
-            per_doc[j] = (h[r, p], p.numpy(), ids[r, p].numpy())
+            h = forward_to_layer(model, p.ids.to(device), cfg.layer,
+                                 attention_mask=None if p.attention_mask is None else p.attention_mask.to(device),
+                                 position_ids=None if p.position_ids is None else p.position_ids.to(device))
+        h = h.float().cpu()
+        positions += p.ids.numel()
+        for j, r, col in p.spans:
+            keep = keeps[j][:len(enc[j])].nonzero().squeeze(1)
+            per_doc[j] = (h[r, col + keep], keep.numpy(), p.ids[r, col + keep].numpy())
     rows = [(block[j][0], domains.index(block[j][1].domain), *per_doc[j]) for j in sorted(per_doc)]  # doc order
-    d = model.config.hidden_size
+    return _concat_rows(rows, model.config.hidden_size), positions, sum(len(enc[j]) for j in live)
+
+
+def _concat_rows(rows: list[tuple], d: int):
+    """[(doc, domain, acts, pos, token)] per document -> the store's columns (acts, doc, pos, token, domain)."""
+    import numpy as np
+    import torch
+
     acts = torch.cat([r[2] for r in rows]) if rows else torch.zeros(0, d)
     doc = np.concatenate([np.full(len(r[3]), r[0], np.int64) for r in rows] or [np.zeros(0, np.int64)])
     dom = np.concatenate([np.full(len(r[3]), r[1], np.int16) for r in rows] or [np.zeros(0, np.int16)])
@@ -206,4 +245,5 @@ def harvest_main(cfg: HarvestConfig, progress: bool = True) -> dict:
     if not m:
         return {}
     return {"store": str(Path(cfg.out)), "count": m.get("count"), "d_model": m.get("d_model"),
-            "layer": m.get("layer"), "model": m.get("model"), "shards": len(m.get("shards", []))}
+            "layer": m.get("layer"), "model": m.get("model"), "shards": len(m.get("shards", [])),
+            "padding_share": (m.get("padding") or {}).get("share")}

@@ -90,8 +90,10 @@ class _Stop(Exception):
 
 
 def forward_to_layer(model: torch.nn.Module, input_ids: torch.Tensor, layer: int,
-                     attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-    """The (B, T, d) residual at `layer`, running blocks 0..layer only: no later blocks, no LM head."""
+                     attention_mask: torch.Tensor | None = None,
+                     position_ids: torch.Tensor | None = None) -> torch.Tensor:
+    """The (B, T, d) residual at `layer`, running blocks 0..layer only: no later blocks, no LM head.
+    position_ids (with no attention_mask) that restart inside a row run packed documents (acts/packing.py)."""
     out: list[torch.Tensor] = []
 
     def stop(m, i, o):
@@ -101,6 +103,8 @@ def forward_to_layer(model: torch.nn.Module, input_ids: torch.Tensor, layer: int
     handle = check_layer(model, layer).register_forward_hook(stop)
     try:
         kwargs = {} if attention_mask is None else {"attention_mask": attention_mask}
+        if position_ids is not None:
+            kwargs["position_ids"] = position_ids
         if getattr(getattr(model, "config", None), "use_cache", None) is not None:
             kwargs["use_cache"] = False
         model(input_ids, **kwargs)

@@ -137,7 +137,18 @@ def _merge(path: Path, require_all: bool = False) -> tuple[dict, Stats]:
                 "shards": shards,
                 "ranks": [{"rank": r, "count": m["count"], "cursor": m["cursor"]} for r, m in ranks.items()],
                 "stats_file": "stats.safetensors"}
+    if (padding := _padding([m["cursor"] for m in ranks.values()])) is not None:
+        manifest["padding"] = padding
     return manifest, stats
+
+
+def _padding(cursors: list[dict | None]) -> dict | None:
+    """{"positions", "real", "share"} summed over ranks when every cursor counts the positions its forward
+    passes processed and the real tokens among them (the harvester's cursors do, since issue 18)."""
+    if not cursors or any(not c or "positions" not in c or "real" not in c for c in cursors):
+        return None
+    positions, real = sum(int(c["positions"]) for c in cursors), sum(int(c["real"]) for c in cursors)
+    return {"positions": positions, "real": real, "share": 1 - real / positions if positions else 0.0}
 
 
 def _load_manifest(path: Path) -> tuple[dict, Stats | None]:
