@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -125,6 +126,7 @@ METHODS = ("lmlab", "lmlab_sorted", "nnsight", "nnsight_stop")
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    load0 = os.getloadavg()  # > 2 on this 2-core machine: something else shared the cores
     dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
     if not dtypes or set(dtypes) - {"bf16", "fp32"}:
         raise SystemExit(f"--dtypes takes bf16 and/or fp32, not {args.dtypes!r}")
@@ -135,6 +137,7 @@ def main(argv=None) -> int:
         summary = {d: run_dtype(args, d, corpus, texts, where) for d in dtypes}
     record = {"command": " ".join(["python", *sys.argv]), "args": vars(args), "torch": torch.__version__,
               "threads": torch.get_num_threads(), "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+              "cpus": os.cpu_count(), "loadavg_1_5_15_at_start": load0, "loadavg_1_5_15_at_end": os.getloadavg(),
               "results": summary}
     write_json(Path(args.out) / "harvest_end_to_end.json", record)
     for d, res in summary.items():
