@@ -245,3 +245,6 @@ def test_paired_difference_known_answers():
     d = paired_diff(noisy, 0.5, close, 0.5, y, group, n_boot=200)["auroc"]["ci95"]
     own = metrics_ci(noisy, y, group, 0.5, n_boot=200)["auroc"]
     assert d[1] - d[0] < (own[1] - own[0]) / 2
+    # a test split without positives (the quick demo's tiny corpus): no resample is defined, so no interval
+    none = paired_diff(noisy, 0.5, close, 0.5, np.zeros(3000, int), group, n_boot=20)
+    assert none["f1"]["ci95"] is None and none["auroc"]["ci95"] is None

@@ -110,7 +110,9 @@ def paired_diff(p_a: np.ndarray, thr_a: float, p_b: np.ndarray, thr_b: float, y:
             a, b = metrics(p_a[idx], y[idx], thr_a), metrics(p_b[idx], y[idx], thr_b)
             for k in draws:
                 draws[k].append(a[k] - b[k])
-    return {k: {"diff": ma[k] - mb[k], "ci95": [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))]}
+    # a test split with one class only (a tiny demo corpus) has no valid resample: the interval is undefined
+    return {k: {"diff": ma[k] - mb[k],
+                "ci95": [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))] if v else None}
             for k, v in draws.items()}
 
 
