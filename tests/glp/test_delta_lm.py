@@ -67,3 +67,16 @@ def test_gaussian_posterior_mean_is_exact_in_1d():
     eps = torch.randn(1, 1, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     zt = 0.5 * 2.0 + 0.5 * eps
     assert out.item() == pytest.approx((0.5 * 4.0 / (0.25 * 4.0 + 0.25) * zt).item(), rel=1e-5)
+
+
+def test_delta_lm_condition_subset_and_per_document_sums_agree_with_the_means(small_glp):
+    glp, store = small_glp
+    full = E.delta_lm(glp, store, n_docs=6, seq_len=48, batch=3)
+    sub = E.delta_lm(glp, store, n_docs=6, seq_len=48, batch=3, conds=("glp_1step",), per_doc=True)
+    assert set(k for k in sub if k.startswith("delta_")) == {"delta_glp_1step"}
+    assert sub["delta_glp_1step"] == pytest.approx(full["delta_glp_1step"], abs=1e-9)  # same noise, same docs
+    d = sub["per_doc"]
+    assert len(d["n"]) == len(d["base"]) == len(d["glp_1step"]) == 6
+    assert (sum(d["glp_1step"]) - sum(d["base"])) / sum(d["n"]) == pytest.approx(sub["delta_glp_1step"], rel=1e-9)
+    with pytest.raises(Exception, match="unknown ΔLM condition"):
+        E.delta_lm(glp, store, n_docs=2, conds=("glp_3step",))

@@ -42,3 +42,13 @@ def test_evaluate_on_a_tiny_trained_glp(store, tmp_path):  # noqa: F811
     assert out["floor"]["fd"] < out["glp_1step"]["fd"]  # one Euler step from noise is a poor sampler
     assert out["glp_20step"]["fd"] < out["glp_1step"]["fd"]
     assert set(out) >= {"floor", "gaussian", "glp_1step", "glp_20step"}
+
+
+def test_classifier_correct_is_the_per_row_accuracy():
+    from lmlab.glp.evaluate import classifier_correct, classifier_test_size
+
+    g = torch.Generator().manual_seed(3)
+    real, other = torch.randn(300, 8, generator=g), torch.randn(300, 8, generator=g) + 0.7
+    c = classifier_correct(real, other, seed=1, epochs=5)
+    assert c.dtype == torch.bool and c.shape == (classifier_test_size(300),)
+    assert float(c.float().mean()) == classifier_accuracy(real, other, seed=1, epochs=5) > 0.6

@@ -47,6 +47,28 @@ def test_batches_cover_train_rows_once_per_epoch_and_exclude_held_out(store):
     assert sorted(two) == sorted(batch_rows(train, 256, cfg.seed, 3))
 
 
+def test_train_subset_is_nested_the_same_for_every_seed_and_only_it_is_trained_on(store, tmp_path, monkeypatch):
+    from lmlab.acts.store import ActivationStore, split_rows
+    from lmlab.errors import ConfigError
+
+    train, _ = split_rows(ActivationStore.open(store))
+    small, big = T.subset_rows(train, 512), T.subset_rows(train, 1024)
+    assert len(small) == 512 and np.isin(small, big).all() and np.isin(big, train).all()
+    seen = []
+    real = T.batch_rows
+    monkeypatch.setattr(T, "batch_rows", lambda rows, *a, **k: seen.append(real(rows, *a, **k)) or seen[-1])
+    for seed in (0, 1):  # 2 passes over 512 rows with batch 256: every subset row twice, nothing else
+        seen.clear()
+        T.train_glp(_cfg(store, "train_subset=512", "batch_size=256", "max_steps=4", f"seed={seed}"),
+                    tmp_path / f"s{seed}", progress=False)
+        rows, counts = np.unique(np.concatenate(seen), return_counts=True)
+        assert np.array_equal(rows, small) and (counts == 2).all()
+    with pytest.raises(DataError, match="train_subset"):
+        T.subset_rows(train, len(train) + 1)
+    with pytest.raises(ConfigError, match="smaller than one batch"):
+        _cfg(store, "train_subset=100", "batch_size=256")
+
+
 @pytest.mark.parametrize("ema", [None, 0.9])
 def test_resume_after_a_crash_is_exact(store, tmp_path, monkeypatch, ema):
     cfg = _cfg(store, "max_steps=40", "ckpt_every=10", "log_every=1", "dtype=fp32", f"ema={json.dumps(ema)}")

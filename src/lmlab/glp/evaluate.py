@@ -42,6 +42,12 @@ def classifier_test_size(n: int) -> int:
 def classifier_accuracy(real: torch.Tensor, other: torch.Tensor, seed: int = 0, epochs: int = 30) -> float:
     """Held-out accuracy of an MLP (d -> 512 -> 1, z-scored with the real set's statistics) telling `other`
     from `real`; 80/20 split of each set, balanced."""
+    return float(classifier_correct(real, other, seed, epochs).float().mean())
+
+
+def classifier_correct(real: torch.Tensor, other: torch.Tensor, seed: int = 0, epochs: int = 30) -> torch.Tensor:
+    """Per test row (classifier_test_size(n),): was it classified right (classifier_accuracy's test split);
+    the unit a bootstrap over test rows (and over GLP seeds) resamples."""
     g = torch.Generator().manual_seed(seed)
     n = min(len(real), len(other))
     mean, std = real.mean(0), real.std(0).clamp_min(1e-6)
@@ -62,7 +68,7 @@ def classifier_accuracy(real: torch.Tensor, other: torch.Tensor, seed: int = 0, 
             loss.backward()
             opt.step()
     with torch.no_grad():
-        return float(((clf(x[te]).squeeze(1) > 0).float() == y[te]).float().mean())
+        return (clf(x[te]).squeeze(1) > 0).float() == y[te]
 
 
 @torch.no_grad()
@@ -159,36 +165,49 @@ def recon_gaussian(glp: GLP, h: torch.Tensor, cov_z: torch.Tensor, sigma_start: 
     return glp.decode((zt @ k.T).float()).to(h.dtype)
 
 
+DELTA_CONDS = ("glp_10step", "glp_1step", "gaussian_prior", "mean_ablation")
+
+
 def delta_lm(glp: GLP, store_path: str | Path, n_docs: int = 200, seq_len: int = 128, batch: int = 8,
-             sigma_start: float = 0.5, seed: int = 0) -> dict:
+             sigma_start: float = 0.5, seed: int = 0, conds: tuple[str, ...] = DELTA_CONDS, per_doc: bool = False,
+             lm=None) -> dict:
     """LM loss increase when the layer-L residual at every non-special position is replaced by: a GLP
-    reconstruction (10 steps and 1 step), a Gaussian-prior reconstruction, or the mean activation.
-    Held-out documents of the corpus's `val` split; the loss is averaged over real tokens only (the anchor's
-    script also averages zeroed pad positions, which biases it by length)."""
+    reconstruction (10 steps and 1 step), a Gaussian-prior reconstruction, or the mean activation (`conds`: a
+    subset of DELTA_CONDS). Held-out documents of the corpus's `val` split; the loss is averaged over real tokens
+    only (the anchor's script also averages zeroed pad positions, which biases it by length). per_doc: also
+    return each document's summed losses and target count (for bootstraps over documents and GLP seeds);
+    lm: an already loaded (model, tokenizer) of the store's model (a sweep of many GLPs loads it once)."""
     from lmlab.acts.positions import encode_docs, store_prepend_bos
     from lmlab.acts.splice import paired_delta_ci, splice_losses
     from lmlab.acts.store import ActivationStore
     from lmlab.data.corpus import iter_documents
     from lmlab.models import load_causal_lm
 
+    if unknown := set(conds) - set(DELTA_CONDS):
+        raise ConfigError(f"unknown ΔLM condition(s) {sorted(unknown)}", f"choose from {', '.join(DELTA_CONDS)}")
     store = ActivationStore.open(store_path)
     cfg = store.meta["config"]
-    model, tok = load_causal_lm(store.model)
+    model, tok = lm if lm is not None else load_causal_lm(store.model)
     docs = [d.text for _, d in zip(range(n_docs), iter_documents(cfg.get("corpus"), split="val"))]
     prepend_bos = store_prepend_bos(store)
     enc = encode_docs(tok, docs, seq_len, prepend_bos)
-    cov_z = torch.cov(glp.encode(store.get(np.arange(min(len(store), 50_000)))).double().T)
-    conds = {"base": None, "glp_10step": lambda h: recon_glp(glp, h, sigma_start, 10, seed),
-             "glp_1step": lambda h: recon_glp(glp, h, sigma_start, 1, seed),
-             "gaussian_prior": lambda h: recon_gaussian(glp, h, cov_z, sigma_start, seed),
-             "mean_ablation": lambda h: glp.normalizer.mean.to(h.dtype).expand_as(h)}
-    per_doc = {name: (d["ce"], d["n"]) for name, d in
-               splice_losses(model, tok, enc, store.layer, conds, batch, prepend_bos).items()}
-    base, n = per_doc["base"]
-    mean = {k: float(t.sum() / n.sum()) for k, (t, _) in per_doc.items()}
-    return {"n_docs": len(enc), "n_tokens": int(n.sum()), "base_loss": mean["base"],
-            **{f"delta_{k}": mean[k] - mean["base"] for k in conds if k != "base"},
-            "ci95": {f"delta_{k}": paired_delta_ci(per_doc[k][0], n, base) for k in conds if k != "base"}}
+    cov_z = torch.cov(glp.encode(store.get(np.arange(min(len(store), 50_000)))).double().T) \
+        if "gaussian_prior" in conds else None
+    fns = {"glp_10step": lambda h: recon_glp(glp, h, sigma_start, 10, seed),
+           "glp_1step": lambda h: recon_glp(glp, h, sigma_start, 1, seed),
+           "gaussian_prior": lambda h: recon_gaussian(glp, h, cov_z, sigma_start, seed),
+           "mean_ablation": lambda h: glp.normalizer.mean.to(h.dtype).expand_as(h)}
+    docs = {name: (d["ce"], d["n"]) for name, d in
+            splice_losses(model, tok, enc, store.layer, {"base": None, **{k: fns[k] for k in conds}}, batch,
+                          prepend_bos).items()}
+    base, n = docs["base"]
+    mean = {k: float(t.sum() / n.sum()) for k, (t, _) in docs.items()}
+    out = {"n_docs": len(enc), "n_tokens": int(n.sum()), "base_loss": mean["base"],
+           **{f"delta_{k}": mean[k] - mean["base"] for k in conds},
+           "ci95": {f"delta_{k}": paired_delta_ci(docs[k][0], n, base) for k in conds}}
+    if per_doc:
+        out["per_doc"] = {"n": n.tolist(), **{k: t.tolist() for k, (t, _) in docs.items()}}
+    return out
 
 
 # ---- `lmlab glp sample`: raw-space samples to a file ---------------------------------------------------------

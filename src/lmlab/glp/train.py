@@ -40,6 +40,10 @@ class GLPTrainConfig:
     """Global activations per optimizer step."""
     max_steps: int = 1000
     """Optimizer steps."""
+    train_subset: int | None = None
+    """Train on only this many of the store's training rows (None: all): the first n of one fixed permutation
+    (independent of `seed`), so subsets are nested and every seed sees the same rows. With max_steps it sets the
+    passes over the data (passes = max_steps x batch_size / n): the data-vs-epochs ablation of issue 19."""
     lr: float = 1e-3
     """Peak LR (the paper's 5e-5 is tuned for 244k steps; short CPU runs want ~1e-3: glp_cpu_baseline.md)."""
     warmup_frac: float = 0.01
@@ -86,6 +90,9 @@ class GLPTrainConfig:
             raise ConfigError(f"sigma_strata={self.sigma_strata} must divide 1000", "use 1, 2, 4, 5, 8, 10, ...")
         if min(self.batch_size, self.max_steps) < 1:
             raise ConfigError("batch_size and max_steps must be >= 1", "fix the config")
+        if self.train_subset is not None and self.train_subset < self.batch_size:
+            raise ConfigError(f"train_subset={self.train_subset} is smaller than one batch ({self.batch_size})",
+                              "use train_subset >= batch_size, or null for every training row")
 
 
 # Presets leave d_in to the store (any model's store trains with no flags) and, but for `tiny`, the widths to
@@ -175,6 +182,16 @@ def _noise(cfg: GLPTrainConfig, step: int, shape: tuple[int, int], rank: int, wo
     return sigma[rank::world], eps[rank::world]
 
 
+def subset_rows(train_rows: np.ndarray, n: int | None) -> np.ndarray:
+    """The first n training rows of one fixed permutation (sorted; nested in n; the same for every seed)."""
+    if n is None:
+        return train_rows
+    if n > len(train_rows):
+        raise DataError(f"train_subset={n} but the store has {len(train_rows)} training rows",
+                        "harvest more activations or lower train_subset")
+    return np.sort(train_rows[np.random.default_rng(0x61D).permutation(len(train_rows))[:n]])
+
+
 def heldout_set(store, held: np.ndarray, cfg: GLPTrainConfig, glp: GLP, device):
     """Fixed held-out rows, noise and sigmas (seeded once): the eval loss is comparable across checkpoints."""
     rng = np.random.default_rng([cfg.seed, 12345])
@@ -245,6 +262,7 @@ def train_glp(cfg: GLPTrainConfig, out: str | Path, resume: bool = False, progre
     dist.init(device.type)
     rank, world = dist.rank(), dist.world_size()
     store, train_rows, held = open_for_training(cfg.store, cfg.batch_size, world)
+    train_rows = subset_rows(train_rows, cfg.train_subset)
     cfg = resolve_shape(cfg, store.d_model)  # config.json records the resolved widths
     glp, opt = build_glp(cfg, store, device)
     ema = copy.deepcopy(glp.net).requires_grad_(False) if cfg.ema else None
