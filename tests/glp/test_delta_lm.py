@@ -80,3 +80,43 @@ def test_delta_lm_condition_subset_and_per_document_sums_agree_with_the_means(sm
     assert (sum(d["glp_1step"]) - sum(d["base"])) / sum(d["n"]) == pytest.approx(sub["delta_glp_1step"], rel=1e-9)
     with pytest.raises(Exception, match="unknown ΔLM condition"):
         E.delta_lm(glp, store, n_docs=2, conds=("glp_3step",))
+
+
+@pytest.fixture(scope="module")
+def context_glp(small_glp, tmp_path_factory):
+    """A tiny sequence-aware GLP (context 2) on the same harvested store."""
+    from lmlab.config import apply_overrides, get_preset
+    from lmlab.glp.train import train_glp
+
+    store = small_glp[1]
+    out = tmp_path_factory.mktemp("dlmctx") / "g"
+    cfg = apply_overrides(get_preset("glp", "tiny"), [f'store="{store}"', "max_steps=30", "dtype=fp32",
+                                                      "batch_size=128", "eval_rows=64", "net.context=2"])
+    train_glp(cfg, out, progress=False)
+    return load_glp(out), store
+
+
+def test_a_splice_that_wants_sel_gets_the_selected_rows_and_the_context_prior_runs(context_glp):
+    """fn.wants_sel: called as fn(rows, sel) with rows = h[sel] (doc-major) — the identity is still free; a
+    context GLP's ΔLM runs end to end, its reconstructions conditioned on the real preceding rows."""
+    from lmlab.acts.positions import encode_docs
+    from lmlab.data.corpus import iter_documents
+    from lmlab.models import load_causal_lm
+
+    glp, store = context_glp
+    model, tok = load_causal_lm("smollm2")
+    enc = encode_docs(tok, [d.text for _, d in zip(range(6), iter_documents(None, split="val"))], 48)
+    seen = []
+
+    def ident(h, sel):
+        seen.append((len(h), int(sel.sum()), sel.shape))
+        return h
+
+    ident.wants_sel = True
+    base = lm_loss_spliced(model, tok, enc, 7, None, 3)
+    assert lm_loss_spliced(model, tok, enc, 7, ident, 3) == pytest.approx(base, abs=1e-6)
+    assert len(seen) == 2 and all(n == s and shape[0] == 3 for n, s, shape in seen)
+    out = E.delta_lm(glp, store, n_docs=6, seq_len=48, batch=3, conds=("glp_1step", "mean_ablation"))
+    assert 0 < out["delta_glp_1step"] < out["delta_mean_ablation"] + 5 and glp.net.cfg.context == 2
+    with pytest.raises(Exception, match="preceding positions"):
+        E.recon_glp(glp, torch.zeros(4, glp.net.cfg.d_in))

@@ -15,16 +15,19 @@ import numpy as np
 import torch
 
 Splice = Callable[[torch.Tensor], torch.Tensor] | None
+"""fn(rows) -> rows; a fn with a true attribute `wants_sel` is called as fn(rows, sel) with the (b, T) mask sel
+the rows were taken with (doc-major), e.g. a sequence-aware GLP that needs each row's preceding positions."""
 
 
 @torch.no_grad()
 def _target_logp(model, ids, mask, layer: int, sel, fn: Splice) -> torch.Tensor:
-    """(b, T-1, vocab) next-token log-probabilities with rows h[sel] replaced by fn(h[sel]) (fn None: as is)."""
+    """(b, T-1, vocab) next-token log-probabilities with rows h[sel] replaced by fn(h[sel]) (fn None: as is;
+    fn.wants_sel: fn(h[sel], sel))."""
     from lmlab.acts.hooks import write_residual
 
     def splice(h):
         h = h.clone()
-        h[sel] = fn(h[sel])
+        h[sel] = fn(h[sel], sel) if getattr(fn, "wants_sel", False) else fn(h[sel])
         return h
 
     if fn is None:

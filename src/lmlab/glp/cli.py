@@ -33,6 +33,9 @@ def train_cmd(
     out: Path = typer.Option(..., help="Run directory."),
     preset: str = typer.Option("tiny", help="Preset name; `lmlab glp presets` lists them."),
     set_: list[str] = typer.Option([], "--set", help="Override any field: --set lr=1e-3 --set net.n_layers=6."),
+    context: int = typer.Option(None, "--context", metavar="K",
+                                help="Sequence-aware prior: the denoiser also attends to the previous K clean "
+                                "activations of the same document (sets net.context; 0 = single-token prior)."),
     log: list[str] = option(_TRAIN, "log", "--log", note="Repeatable or comma-separated.", shown="none"),
     resume: bool = typer.Option(False, help="Continue exactly from OUT/ckpt."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved config and exit."),
@@ -45,7 +48,8 @@ def train_cmd(
     from lmlab.config import apply_overrides, get_preset, print_dry_run, set_fields
     from lmlab.glp import train as T
 
-    cfg = apply_overrides(get_preset("glp", preset), [f"store={json.dumps(str(store))}", *set_])
+    ctx = [] if context is None else [f"net.context={check_number(context, '--context', minimum=0)}"]
+    cfg = apply_overrides(get_preset("glp", preset), [f"store={json.dumps(str(store))}", *ctx, *set_])
     # the denoiser's widths follow the store's (d_in = its d; the paper's family: d_model 2d, d_mlp 4d)
     cfg = set_fields(T.resolve_shape(cfg, ActivationStore.open(store).d_model), {"log": parse_log(log)})
     if dry_run:

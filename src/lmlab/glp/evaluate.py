@@ -22,6 +22,9 @@ from lmlab.glp.flow import get_sigmas, sample_euler
 from lmlab.glp.net import GLP
 from lmlab.stats import wilson_ci
 
+_CTX_HINT = ("use generate_in_context (samples at real held-out positions, conditioned on their real preceding "
+             "activations), e.g. lmlab glp sample --store STORE")
+
 
 def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     """|mu_a - mu_b|^2 + tr(Ca + Cb - 2 (Ca^1/2 Cb Ca^1/2)^1/2), in float64 via symmetric eigendecompositions."""
@@ -73,13 +76,39 @@ def classifier_correct(real: torch.Tensor, other: torch.Tensor, seed: int = 0, e
 
 @torch.no_grad()
 def generate(glp: GLP, n: int, steps: int, seed: int = 0, batch: int = 4096) -> torch.Tensor:
-    """n raw activations sampled from noise with `steps` Euler steps on the paper's grid."""
+    """n raw activations sampled from noise with `steps` Euler steps on the paper's grid (single-token priors;
+    a sequence-aware prior samples with generate_in_context)."""
+    if glp.net.cfg.context:
+        raise ConfigError(f"a context GLP (context={glp.net.cfg.context}) has no unconditional samples", _CTX_HINT)
     g = torch.Generator().manual_seed(seed)
     out = []
     for i in range(0, n, batch):
         z = torch.randn(min(batch, n - i), glp.net.cfg.d_in, generator=g)
         out.append(glp.decode(sample_euler(glp, z, get_sigmas(steps))))
     return torch.cat(out)
+
+
+@torch.no_grad()
+def generate_in_context(glp: GLP, store, rows: np.ndarray, steps: int, seed: int = 0, batch: int = 4096,
+                        index: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(samples, real), both raw (n, d): for each store row, one sample of a sequence-aware prior (the
+    paper's Euler sampler from noise) conditioned on that row's real preceding activations (context.py), and the
+    real activation at that position. Samples and real rows thus share positions and contexts, so a classifier
+    two-sample test asks whether the sample fits its context as well as the real activation (p(x_t | x_<t)),
+    not only the marginal. The noise stream is `generate`'s for the same seed. `index`: a precomputed
+    context.context_index of the store."""
+    from lmlab.glp.context import context_index, gather_context
+    from lmlab.glp.train import with_context
+
+    k = glp.net.cfg.context
+    index = context_index(store.provenance(), k) if index is None else index
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for i in range(0, len(rows), batch):
+        ctx, mask = gather_context(store, index[rows[i:i + batch]])  # (b, K, d), (b, K)
+        z = torch.randn(len(ctx), glp.net.cfg.d_in, generator=g)
+        out.append(glp.decode(sample_euler(with_context(glp, glp.encode(ctx), mask), z, get_sigmas(steps))))
+    return torch.cat(out), store.get(rows)
 
 
 def gaussian_baseline(x: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
@@ -98,9 +127,15 @@ def heldout_real(store, n: int, seed: int = 0):
 
     train, held = split_rows(store)
     rng = np.random.default_rng([seed, 7])
-    real = store.get(np.sort(rng.choice(held, size=min(n, len(held)), replace=False)))
+    real = store.get(heldout_rows(held, n, seed, rng))
     ref = store.get(np.sort(rng.choice(train, size=min(n, len(train)), replace=False)))
     return real, ref, train, held
+
+
+def heldout_rows(held: np.ndarray, n: int, seed: int = 0, rng=None) -> np.ndarray:
+    """The sorted held-out store rows whose activations `heldout_real` returns as `real` (same seed)."""
+    rng = np.random.default_rng([seed, 7]) if rng is None else rng
+    return np.sort(rng.choice(held, size=min(n, len(held)), replace=False))
 
 
 def score(glp: GLP, x: torch.Tensor, real: torch.Tensor, seed: int = 0) -> dict:
@@ -119,7 +154,9 @@ def evaluate(spec: str | Path, store_path: str | Path | None = None, n: int = 40
              steps: tuple[int, ...] = (1, 4, 20, 100), seed: int = 0) -> dict:
     """FD and classifier accuracy of GLP samples (per step count), the floor and the Gaussian baseline,
     all against held-out real activations; plus the held-out diffusion loss. `spec`: any GLP spec
-    (load.resolve_glp); the store defaults to a run's own."""
+    (load.resolve_glp); the store defaults to a run's own. A sequence-aware prior's samples are drawn at the
+    real rows' own positions, conditioned on their real contexts (generate_in_context); the floor and Gaussian
+    references stay unconditional."""
     from lmlab.glp.load import glp_context
     from lmlab.glp.train import GLPTrainConfig, heldout_loss, heldout_set
     from lmlab.io import read_json
@@ -135,22 +172,50 @@ def evaluate(spec: str | Path, store_path: str | Path | None = None, n: int = 40
            "floor": score(glp, ref, real, seed)}
     out["gaussian"] = score(glp, gaussian_baseline(store.get(train[: min(len(train), 50_000)]), len(real), seed),
                             real, seed)
+    rows = heldout_rows(held, n, seed) if glp.net.cfg.context else None
     for k in steps:
-        out[f"glp_{k}step"] = score(glp, generate(glp, len(real), k, seed), real, seed)
+        x = generate(glp, len(real), k, seed) if rows is None else generate_in_context(glp, store, rows, k, seed)[0]
+        out[f"glp_{k}step"] = score(glp, x, real, seed)
     return out
 
 
 # ---- ΔLM: splice reconstructions into the LM (GLP §3) ---------------------------------------------------
-def recon_glp(glp: GLP, h: torch.Tensor, sigma_start: float = 0.5, steps: int = 10, seed: int = 0) -> torch.Tensor:
+def recon_glp(glp: GLP, h: torch.Tensor, sigma_start: float = 0.5, steps: int = 10, seed: int = 0,
+              sel: torch.Tensor | None = None) -> torch.Tensor:
     """Noise raw activations h (n, d) to sigma_start (fresh eps), then Euler back to 0 on an explicit grid
-    (steps = 1: the one-step clean estimate). The paper's setting is sigma_start 0.474 with 10 steps."""
+    (steps = 1: the one-step clean estimate). The paper's setting is sigma_start 0.474 with 10 steps.
+    A sequence-aware prior needs sel (b, T), the splice's mask of which positions the rows h are (doc-major):
+    each row is denoised given the clean rows h of its document's preceding positions (context.context_from_sel)."""
+    from lmlab.glp.context import context_from_sel
+    from lmlab.glp.train import with_context
+
+    model = glp
+    if k := glp.net.cfg.context:
+        if sel is None:
+            raise ConfigError(f"a context GLP (context={k}) reconstructs rows given their preceding positions",
+                              "pass sel, the (b, T) mask of the positions h holds (acts/splice.py does)")
+        ctx, mask = context_from_sel(h.float(), sel, k)
+        model = with_context(glp, glp.encode(ctx), mask)
     g = torch.Generator().manual_seed(seed)
     z = glp.encode(h.float())
     eps = torch.randn(z.shape, generator=g)
     zt = (1 - sigma_start) * z + sigma_start * eps
     sig = torch.cat([torch.linspace(sigma_start, 0.001, steps), torch.zeros(1)]) if steps > 1 else \
         torch.tensor([sigma_start, 0.0])
-    return glp.decode(sample_euler(glp, zt, sig)).to(h.dtype)
+    return glp.decode(sample_euler(model, zt, sig)).to(h.dtype)
+
+
+def glp_splice(glp: GLP, sigma_start: float, steps: int, seed: int = 0):
+    """The splice function (acts/splice.py) reconstructing rows with recon_glp; for a sequence-aware prior it
+    `wants_sel`, so it is called as fn(rows, sel) and conditions on the real, unspliced preceding activations."""
+    if not glp.net.cfg.context:
+        return lambda h: recon_glp(glp, h, sigma_start, steps, seed)
+
+    def fn(h: torch.Tensor, sel: torch.Tensor) -> torch.Tensor:
+        return recon_glp(glp, h, sigma_start, steps, seed, sel)
+
+    fn.wants_sel = True
+    return fn
 
 
 def recon_gaussian(glp: GLP, h: torch.Tensor, cov_z: torch.Tensor, sigma_start: float = 0.5,
@@ -174,7 +239,8 @@ def delta_lm(glp: GLP, store_path: str | Path, n_docs: int = 200, seq_len: int =
     """LM loss increase when the layer-L residual at every non-special position is replaced by: a GLP
     reconstruction (10 steps and 1 step), a Gaussian-prior reconstruction, or the mean activation (`conds`: a
     subset of DELTA_CONDS). Held-out documents of the corpus's `val` split; the loss is averaged over real tokens
-    only (the anchor's script also averages zeroed pad positions, which biases it by length). per_doc: also
+    only (the anchor's script also averages zeroed pad positions, which biases it by length). A sequence-aware
+    prior denoises each position given the real (unspliced) preceding positions of its document. per_doc: also
     return each document's summed losses and target count (for bootstraps over documents and GLP seeds);
     lm: an already loaded (model, tokenizer) of the store's model (a sweep of many GLPs loads it once)."""
     from lmlab.acts.positions import encode_docs, store_prepend_bos
@@ -193,8 +259,7 @@ def delta_lm(glp: GLP, store_path: str | Path, n_docs: int = 200, seq_len: int =
     enc = encode_docs(tok, docs, seq_len, prepend_bos)
     cov_z = torch.cov(glp.encode(store.get(np.arange(min(len(store), 50_000)))).double().T) \
         if "gaussian_prior" in conds else None
-    fns = {"glp_10step": lambda h: recon_glp(glp, h, sigma_start, 10, seed),
-           "glp_1step": lambda h: recon_glp(glp, h, sigma_start, 1, seed),
+    fns = {"glp_10step": glp_splice(glp, sigma_start, 10, seed), "glp_1step": glp_splice(glp, sigma_start, 1, seed),
            "gaussian_prior": lambda h: recon_gaussian(glp, h, cov_z, sigma_start, seed),
            "mean_ablation": lambda h: glp.normalizer.mean.to(h.dtype).expand_as(h)}
     docs = {name: (d["ce"], d["n"]) for name, d in
@@ -222,7 +287,8 @@ class SampleConfig:
     seed: int = 42
     """Noise seed (the official FD script's 42): the same seed gives the same samples from the same weights."""
     store: str | None = None
-    """Also score the samples against this store's held-out rows (FD, classifier accuracy)."""
+    """Also score the samples against this store's held-out rows (FD, classifier accuracy). Required for a
+    sequence-aware (context) GLP: it samples at n held-out positions of it, given their real preceding rows."""
     layer: int | None = None
     """The LLM layer (needed only for a multi-layer checkpoint without --store)."""
 
@@ -240,13 +306,23 @@ def sample(cfg: SampleConfig, out: str | Path) -> dict:
         glp, store = glp_context(cfg.glp, cfg.store)
     else:
         glp = resolve_glp(cfg.glp, cfg.layer)
-    x = generate(glp, cfg.n, cfg.steps, cfg.seed)
+    if glp.net.cfg.context and store is None:
+        raise ConfigError(f"a context GLP (context={glp.net.cfg.context}) samples given real preceding activations",
+                          "pass --store STORE: it samples at held-out positions of it, given their real context")
+    real = None
+    if glp.net.cfg.context:
+        from lmlab.acts.store import split_rows
+
+        rows = heldout_rows(split_rows(store)[1], cfg.n, cfg.seed)
+        x, real = generate_in_context(glp, store, rows, cfg.steps, cfg.seed)
+    else:
+        x = generate(glp, cfg.n, cfg.steps, cfg.seed)
     info = glp.info
     meta = {"glp": cfg.glp, "glp_kind": info.kind, "steps": cfg.steps, "seed": cfg.seed, "n": cfg.n,
             "model": info.model, "layer": info.layer, "sampler": "euler, get_sigmas(steps)"}
     save_safetensors(out, {"activations": x.contiguous()}, metadata={k: str(v) for k, v in meta.items()})
     res = {"glp_info": info.describe(), "out": str(out), **meta}
     if store is not None:
-        real = heldout_real(store, cfg.n, cfg.seed)[0]
+        real = heldout_real(store, cfg.n, cfg.seed)[0] if real is None else real  # the same rows either way
         res["vs_store"] = {"store": str(store.path), "n_real": len(real), **score(glp, x, real, cfg.seed)}
     return res

@@ -9,6 +9,13 @@ Denoiser (single token, unconditional; parameter names as in the official checkp
     n_layers x:  x = x + down(SiLU(gate(LN x) * time_proj(e)) * up(LN x))      # multiplicative time gate
     out = out_proj(ln(x))                                 # d_model -> d_in
 Defaults d_model = 2 d_in, d_mlp = 4 d_in (the paper: width relative to the input was critical).
+
+Sequence-aware prior (context K > 0; the paper's conclusion names multi-token, "sequence-aware" priors as future
+work, reference glp.md §8): after in_proj the hidden state also reads the previous K clean activations of the same
+document through one single-query cross-attention (`ContextAttention`):
+    x = x + attn(q = LN x, keys/values = ctx_proj(c_j) + pos_j for j = 1..K, plus a learned null key/value)
+A position whose context is missing (document start, a position not stored) attends to the null slot only.
+With K = 0 the network, its parameter names and its outputs are exactly the single-token prior's.
 """
 
 from __future__ import annotations
@@ -35,8 +42,14 @@ class DenoiserConfig:
     """Residual blocks: the depth knob of the paper's scaling family."""
     n_llm_layers: int | None = None
     """Multi-layer prior: number of LLM layers to condition on (None: single-layer, unconditional)."""
+    context: int = 0
+    """Sequence-aware prior: the previous `context` clean activations of the same document the denoiser attends
+    to (glp/context.py builds them from the store's provenance); 0 = the paper's single-token prior."""
 
     def __post_init__(self):
+        if not isinstance(self.context, int) or self.context < 0:
+            raise ConfigError(f"net.context={self.context} must be an integer >= 0",
+                              "use --context K with K >= 0 (0 = the single-token prior)")
         if self.d_in is None:  # relative to a store not yet known: train.resolve_shape fills the widths in
             return
         self.d_model = self.d_model or 2 * self.d_in
@@ -51,7 +64,16 @@ def n_params(cfg: DenoiserConfig) -> int:
     d, m, h = cfg.d_in, cfg.d_model, cfg.d_mlp
     embed = 2 * (m * m + m) * (2 if cfg.n_llm_layers else 1)
     block = 2 * m + 3 * (m * h + h) + (h * m + m)
-    return (d * m + m) + embed + cfg.n_layers * block + 2 * m + (m * d + d)
+    k = cfg.context  # ContextAttention: ln, q/ctx/kv/out projections, relative positions, null key/value
+    ctx = (2 * m + (m * m + m) + (d * m + m) + (2 * m * m + 2 * m) + (m * m + m) + k * m + 2 * m) if k else 0
+    return (d * m + m) + embed + cfg.n_layers * block + 2 * m + (m * d + d) + ctx
+
+
+def forward_flops(cfg: DenoiserConfig) -> int:
+    """Matmul FLOPs of one forward per activation: 2 N, plus, for a context prior, the context projections
+    (ctx_proj, kv_proj) applied to each of the K slots rather than once (train.py's C = 3 x this x D)."""
+    m, k = cfg.d_model, cfg.context
+    return 2 * n_params(cfg) + 2 * (k - 1) * (cfg.d_in * m + 2 * m * m) * (k > 0)
 
 
 def sinusoid(t: torch.Tensor, dim: int, max_period: float = 1e4) -> torch.Tensor:
@@ -81,8 +103,42 @@ class Block(nn.Module):
         return x + self.down_proj(F.silu(self.gate_proj(r) * t) * self.up_proj(r))
 
 
+class ContextAttention(nn.Module):
+    """Single-query multi-head cross-attention from a position's hidden state to the previous K clean
+    activations of its document (the sequence-aware prior; see the module docstring). Keys/values:
+    ctx_proj(c_j) + pos_embed[j - 1] for distance j = 1..K, plus a learned null slot every query may attend to,
+    so a position without context (ctx_mask all False) still gets a well-defined output. Masked slots get
+    exactly zero weight (scaled_dot_product_attention with a boolean mask)."""
+
+    def __init__(self, d_in: int, m: int, k: int):
+        super().__init__()
+        self.heads = max(1, m // 64)
+        while m % self.heads:
+            self.heads -= 1
+        self.ln = nn.LayerNorm(m)
+        self.q_proj, self.ctx_proj = nn.Linear(m, m), nn.Linear(d_in, m)
+        self.kv_proj, self.out_proj = nn.Linear(m, 2 * m), nn.Linear(m, m)
+        self.pos_embed = nn.Parameter(0.02 * torch.randn(k, m))  # distance 1..K
+        self.null_kv = nn.Parameter(0.02 * torch.randn(2, m))  # the null key and value
+
+    def forward(self, h: torch.Tensor, ctx: torch.Tensor, ctx_mask: torch.Tensor) -> torch.Tensor:
+        """h (B, m); ctx (B, K, d_in) z-scored clean activations, ctx_mask (B, K) bool -> (B, m)."""
+        B, m, H = h.shape[0], h.shape[1], self.heads
+        k, v = self.kv_proj(self.ctx_proj(ctx.to(h.dtype)) + self.pos_embed.to(h.dtype)).chunk(2, dim=-1)  # (B, K, m)
+        nk, nv = self.null_kv.to(h.dtype)[:, None, None, :].expand(2, B, 1, m)
+        k, v = torch.cat([nk, k], 1), torch.cat([nv, v], 1)  # (B, K + 1, m)
+        mask = torch.cat([torch.ones(B, 1, dtype=torch.bool, device=h.device), ctx_mask.bool()], 1)  # (B, K + 1)
+        q = self.q_proj(self.ln(h)).view(B, H, 1, m // H)  # (B, H, 1, m/H)
+        k, v = (t.view(B, -1, H, m // H).transpose(1, 2) for t in (k, v))  # (B, H, K + 1, m/H)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None, None, :])  # (B, H, 1, m/H)
+        return self.out_proj(out.reshape(B, m))
+
+
 class Denoiser(nn.Module):
-    """Velocity prediction v(x_t, sigma) for single activations. x: (B, d_in), sigma: (B,) in [0, 1]."""
+    """Velocity prediction v(x_t, sigma) for single activations. x: (B, d_in), sigma: (B,) in [0, 1]; a context
+    denoiser (cfg.context = K > 0) also takes ctx (B, K, d_in) z-scored previous activations of the same
+    document (ctx[:, j - 1] at distance j) and ctx_mask (B, K) bool (True = a real previous position; ctx None:
+    no context anywhere)."""
 
     def __init__(self, cfg: DenoiserConfig):
         super().__init__()
@@ -94,10 +150,13 @@ class Denoiser(nn.Module):
         self.layers = nn.ModuleList(Block(m, cfg.d_mlp) for _ in range(cfg.n_layers))
         self.ln = nn.LayerNorm(m)
         self.out_proj = nn.Linear(m, cfg.d_in)
+        # created last, and only for K > 0: a single-token denoiser's parameter names and init are unchanged
+        self.ctx_attn = ContextAttention(cfg.d_in, m, cfg.context) if cfg.context else None
         self.dedup_time = True
         """Compute the time path once per distinct sigma (False: per row, as the official code does)."""
 
-    def forward(self, x: torch.Tensor, sigma: torch.Tensor, layer: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor, layer: torch.Tensor | None = None,
+                ctx: torch.Tensor | None = None, ctx_mask: torch.Tensor | None = None) -> torch.Tensor:
         m = self.cfg.d_model
         sigma = sigma.expand(x.shape[0]) if sigma.dim() == 0 else sigma
         inv = None
@@ -113,13 +172,27 @@ class Denoiser(nn.Module):
             pos = layer.float() / max(1, self.cfg.n_llm_layers - 1)
             e = e + self.layer_embed(sinusoid(pos.expand(x.shape[0]), m).to(x.dtype))
         h = self.in_proj(x)
+        if self.ctx_attn is not None:
+            h = h + self.ctx_attn(h, *self._context(x, ctx, ctx_mask))
+        elif ctx is not None:
+            raise ValueError("a single-token denoiser (context=0) takes no context")
         for block in self.layers:
             h = block(h, e, inv)
         return self.out_proj(self.ln(h))
 
+    def _context(self, x: torch.Tensor, ctx, ctx_mask) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ctx (B, K, d_in), mask (B, K)): ctx None means no context for any row (all slots masked)."""
+        B, K = x.shape[0], self.cfg.context
+        if ctx is None:
+            return x.new_zeros(B, K, self.cfg.d_in), torch.zeros(B, K, dtype=torch.bool, device=x.device)
+        if ctx.shape != (B, K, self.cfg.d_in):
+            raise ValueError(f"context of shape {tuple(ctx.shape)}, expected {(B, K, self.cfg.d_in)}")
+        return ctx, (torch.ones(B, K, dtype=torch.bool, device=x.device) if ctx_mask is None else ctx_mask)
+
     def summary(self) -> str:
         n = sum(p.numel() for p in self.parameters())
-        return f"GLP denoiser: {n / 1e6:.2f}M params ({self.cfg.n_layers} blocks, d_model {self.cfg.d_model})"
+        ctx = f", context {self.cfg.context}" if self.cfg.context else ""
+        return f"GLP denoiser: {n / 1e6:.2f}M params ({self.cfg.n_layers} blocks, d_model {self.cfg.d_model}{ctx})"
 
 
 class Normalizer(nn.Module):
@@ -152,10 +225,14 @@ class GLP(nn.Module):
         self.layer: int | None = None
         """Multi-layer prior: the LLM layer it is used at (the default layer input of `forward`)."""
 
-    def forward(self, z: torch.Tensor, sigma: torch.Tensor, layer: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, sigma: torch.Tensor, layer: torch.Tensor | None = None,
+                ctx: torch.Tensor | None = None, ctx_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """z (B, d) z-scored; a context prior's ctx (B, K, d) is z-scored too (`encode` the raw context)."""
         if layer is None and self.layer is not None and self.net.layer_embed is not None:
             layer = torch.tensor(self.layer, device=z.device)
-        return self.net(z, sigma, layer)
+        if ctx is None:
+            return self.net(z, sigma, layer)
+        return self.net(z, sigma, layer, ctx, ctx_mask)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.normalizer.normalize(x)

@@ -5,6 +5,9 @@ documents, so held-out rows come from many documents), z-scored with the store's
 step s is a pure function of (seed, s): epoch e = s // steps_per_epoch draws one permutation of the train rows
 from default_rng([seed, e]) and step s takes the next global batch of it — no row twice in an epoch, exact
 resume from a checkpoint, and K torchrun ranks take disjoint slices of the same global batch (DDP).
+A sequence-aware prior (net.context = K > 0, glp/context.py) also gets, for every row, the previous K clean
+activations of its document (the held-out split is by document, so a training row's context rows are training
+rows too: checked before anything is written).
 Optimiser: AdamW, linear warmup over `warmup_frac` of the steps then cosine to `min_lr_ratio`, global-norm
 clipping, bf16 autocast with fp32 master weights, optional EMA of the weights (not in the paper).
 """
@@ -25,7 +28,7 @@ from lmlab.acts.store import batch_rows
 from lmlab.config import check_literal, from_dict, preset
 from lmlab.errors import ConfigError, DataError, NonFiniteLoss
 from lmlab.glp.flow import fm_loss, sample_sigma
-from lmlab.glp.net import GLP, Denoiser, DenoiserConfig, Normalizer
+from lmlab.glp.net import GLP, Denoiser, DenoiserConfig, Normalizer, forward_flops
 from lmlab.io import append_jsonl, save_safetensors, write_json
 from lmlab.runs import checkpoint_steps
 
@@ -192,21 +195,41 @@ def subset_rows(train_rows: np.ndarray, n: int | None) -> np.ndarray:
     return np.sort(train_rows[np.random.default_rng(0x61D).permutation(len(train_rows))[:n]])
 
 
-def heldout_set(store, held: np.ndarray, cfg: GLPTrainConfig, glp: GLP, device):
-    """Fixed held-out rows, noise and sigmas (seeded once): the eval loss is comparable across checkpoints."""
+def heldout_set(store, held: np.ndarray, cfg: GLPTrainConfig, glp: GLP, device, index: np.ndarray | None = None):
+    """Fixed held-out rows, noise and sigmas (seeded once): the eval loss is comparable across checkpoints.
+    (z, sigma, eps), plus (ctx z-scored (n, K, d), mask (n, K)) for a context prior (`index`: its
+    context.context_index over the store, computed here when None)."""
+    from lmlab.glp.context import context_index, gather_context
+
     rng = np.random.default_rng([cfg.seed, 12345])
     rows = np.sort(rng.choice(held, size=min(len(held), cfg.eval_rows), replace=False))
     g = torch.Generator().manual_seed(12345)
     z = glp.encode(store.get(rows).to(device))
-    return z, sample_sigma(len(rows), cfg.sigma, generator=g).to(device), torch.randn(z.shape, generator=g).to(device)
+    ev = z, sample_sigma(len(rows), cfg.sigma, generator=g).to(device), torch.randn(z.shape, generator=g).to(device)
+    if not (k := glp.net.cfg.context):
+        return ev
+    index = context_index(store.provenance(), k) if index is None else index
+    ctx, mask = gather_context(store, index[rows])
+    return (*ev, glp.encode(ctx.to(device)), mask.to(device))
+
+
+def with_context(model, ctx: torch.Tensor | None = None, mask: torch.Tensor | None = None):
+    """`model` as the (x, sigma) callable that fm_loss and the samplers call, with a context prior's
+    z-scored context (B, K, d) and mask (B, K) bound (ctx None: `model` itself)."""
+    from functools import partial
+
+    return model if ctx is None else partial(model, ctx=ctx, ctx_mask=mask)
 
 
 @torch.no_grad()
 def heldout_loss(glp: GLP, ev) -> float:
     """Mean flow-matching loss on a fixed held-out set (`heldout_set`)."""
-    z, sigma, eps = ev
-    return sum(fm_loss(glp, z[i:i + 1024], sigma[i:i + 1024], eps[i:i + 1024]).item() * len(z[i:i + 1024])
-               for i in range(0, len(z), 1024)) / len(z)
+    z, sigma, eps, *c = ev
+    tot = 0.0
+    for i in range(0, len(z), 1024):
+        sl = slice(i, i + 1024)
+        tot += fm_loss(with_context(glp, *(t[sl] for t in c)), z[sl], sigma[sl], eps[sl]).item() * len(z[sl])
+    return tot / len(z)
 
 
 def build_glp(cfg: GLPTrainConfig, store, device) -> tuple[GLP, torch.optim.AdamW]:
@@ -220,23 +243,33 @@ def build_glp(cfg: GLPTrainConfig, store, device) -> tuple[GLP, torch.optim.Adam
     return glp, opt
 
 
-def load_batch(cfg, store, train_rows, step, rank, world, device):
-    """(x raw (B, d), sigma (B,), eps (B, d)) of `step` for this rank, on `device`: a pure function of the step."""
+def load_batch(cfg, store, train_rows, step, rank, world, device, index: np.ndarray | None = None):
+    """(x raw (B, d), sigma (B,), eps (B, d)) of `step` for this rank, on `device`: a pure function of the step.
+    With a context index (context.context_index; a context prior) also (ctx raw (B, K, d), mask (B, K))."""
+    from lmlab.glp.context import gather_context
+
     cuda = device.type == "cuda"
-    x = store.get(batch_rows(train_rows, cfg.batch_size, cfg.seed, step, rank, world), raw=cuda)  # GPU: copy bf16, convert there
+    rows = batch_rows(train_rows, cfg.batch_size, cfg.seed, step, rank, world)
+    x = store.get(rows, raw=cuda)  # GPU: copy bf16, convert there
     sigma, eps = _noise(cfg, step, tuple(x.shape), rank, world, device)
     if cuda:
         x = x.pin_memory().to(device, non_blocking=True).float()
     if not torch.isfinite(x).all():
         raise DataError(f"NaN/inf in the activation batch of step {step + 1}", "verify/re-harvest the store")
-    return x, sigma, eps
+    if index is None:
+        return x, sigma, eps
+    ctx, mask = gather_context(store, index[rows])  # (B, K, d), (B, K)
+    if not torch.isfinite(ctx).all():
+        raise DataError(f"NaN/inf in the context rows of step {step + 1}", "verify/re-harvest the store")
+    return x, sigma, eps, ctx.to(device), mask.to(device)
 
 
 def train_step(cfg, model, glp, opt, batch, step, world) -> float:
     """One optimizer step on a prepared batch (load_batch); returns the global mean loss."""
-    x, sigma, eps = batch
+    x, sigma, eps, *c = batch  # c: a context prior's (ctx raw, mask)
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=cfg.dtype == "bf16"):
-        loss = fm_loss(model, glp.encode(x), sigma, eps)
+        ctx = (glp.encode(c[0]), c[1]) if c else ()
+        loss = fm_loss(with_context(model, *ctx), glp.encode(x), sigma, eps)
     loss.backward()  # DDP averages the ranks' (equal-sized) mean losses' gradients: the global mean
     lv = loss.detach().clone()
     if world > 1:
@@ -264,6 +297,7 @@ def train_glp(cfg: GLPTrainConfig, out: str | Path, resume: bool = False, progre
     store, train_rows, held = open_for_training(cfg.store, cfg.batch_size, world)
     train_rows = subset_rows(train_rows, cfg.train_subset)
     cfg = resolve_shape(cfg, store.d_model)  # config.json records the resolved widths
+    index = _context_index(store, cfg.net.context, held)  # None for the single-token prior
     glp, opt = build_glp(cfg, store, device)
     ema = copy.deepcopy(glp.net).requires_grad_(False) if cfg.ema else None
     scored = glp if ema is None else GLP(ema, glp.normalizer)  # what evaluations and the artifact use
@@ -274,7 +308,8 @@ def train_glp(cfg: GLPTrainConfig, out: str | Path, resume: bool = False, progre
                            restore=(saved, opt))
     dist.print0(glp.net.summary())
     model = dist.ddp(glp, device)
-    ev, n = heldout_set(store, held, cfg, glp, device), sum(p.numel() for p in glp.net.parameters())
+    ev, n = heldout_set(store, held, cfg, glp, device, index), sum(p.numel() for p in glp.net.parameters())
+    fpa = 3 * forward_flops(glp.net.cfg)  # = 6 N for the single-token prior (the paper's count)
 
     def step_fn(step: int, batch) -> dict:
         for gr in opt.param_groups:
@@ -284,13 +319,14 @@ def train_glp(cfg: GLPTrainConfig, out: str | Path, resume: bool = False, progre
             _ema_update(ema, glp.net, min(cfg.ema, (1 + step) / (10 + step)))
         return {"loss": loss, "lr": opt.param_groups[0]["lr"]}
 
-    # MFU with the paper's 6 N FLOPs per activation (the time path the trainer deduplicates is counted)
+    # MFU with the paper's 6 N FLOPs per activation (the time path the trainer deduplicates is counted; a context
+    # prior adds its per-slot context projections, net.forward_flops)
     with tracking.Tracker(out, cfg.log, asdict(cfg), start) as tracker:
         last = runs.train_loop(out, range(start, cfg.max_steps),
-                               lambda s: load_batch(cfg, store, train_rows, s, rank, world, device), step_fn,
-                               batch_size=cfg.batch_size, flops_per_sample=6 * n, peak=peak_flops(device, cfg.dtype) * world,
+                               lambda s: load_batch(cfg, store, train_rows, s, rank, world, device, index),
+                               step_fn, batch_size=cfg.batch_size, flops_per_sample=fpa, peak=peak_flops(device, cfg.dtype) * world,
                                log_every=cfg.log_every, ckpt_every=cfg.ckpt_every, evals=set(checkpoint_steps(cfg.max_steps)),
-                               on_eval=lambda done, m: _eval_row(cfg, out, runs_csv, scored, ev, n, done, m["loss"]),
+                               on_eval=lambda done, m: _eval_row(cfg, out, runs_csv, scored, ev, n, done, m["loss"], fpa),
                                save=lambda done: checkpoint.save(out, saved, opt, {"step": done}), progress=progress,
                                tracker=tracker)
     if ema is not None and dist.is_main():
@@ -302,15 +338,29 @@ def train_glp(cfg: GLPTrainConfig, out: str | Path, resume: bool = False, progre
     return summary
 
 
-def _eval_row(cfg: GLPTrainConfig, out: Path, runs_csv: Path, scored: GLP, ev, n: int, done: int, loss: float) -> dict:
-    """Held-out loss at a log-spaced step: a metrics.jsonl eval row and a runs.csv row (C = 6 N D)."""
+def _context_index(store, k: int, held: np.ndarray) -> np.ndarray | None:
+    """A context prior's context.context_index over the whole store, checked (some training row has context,
+    none of it held out) before anything is written; None when k = 0."""
+    from lmlab.glp.context import check_context, context_index
+
+    if not k:
+        return None
+    index = context_index(store.provenance(), k)
+    check_context(index, np.setdiff1d(np.arange(len(store)), held), held)
+    return index
+
+
+def _eval_row(cfg: GLPTrainConfig, out: Path, runs_csv: Path, scored: GLP, ev, n: int, done: int, loss: float,
+              fpa: int) -> dict:
+    """Held-out loss at a log-spaced step: a metrics.jsonl eval row and a runs.csv row (C = fpa D: 6 N D for the
+    single-token prior)."""
     from lmlab import runs
     from lmlab.runs import table
 
     last = {"step": done, "heldout_loss": heldout_loss(scored, ev), "activations": done * cfg.batch_size}
     append_jsonl(out / runs.METRICS, {"step": done, "eval": last})
     table.append_row(runs_csv, {"run": runs.run_name(out), "step": done, "N": n, "D": done * cfg.batch_size,
-                                "C": 6 * n * done * cfg.batch_size, "loss": last["heldout_loss"],
+                                "C": fpa * done * cfg.batch_size, "loss": last["heldout_loss"],
                                 "train_loss": loss, "depth": cfg.net.n_layers})
     return last
 
