@@ -64,7 +64,7 @@ def parse_args(argv=None):
                    help='extra cell NAME="override;override" on top of the base (e.g. the best combination)')
     p.add_argument("--n", type=int, default=2000, help="GLP samples and held-out real rows for the classifier")
     p.add_argument("--sample-steps", type=int, default=100)
-    p.add_argument("--delta-docs", type=int, default=200)
+    p.add_argument("--delta-docs", type=int, default=120)
     p.add_argument("--sigma-start", type=float, default=0.4742)
     p.add_argument("--set", dest="overrides", action="append", default=[],
                    help="override applied after the base and the cell (a quick smoke run: --set max_steps=5)")
@@ -97,7 +97,7 @@ def train(store: str, run: Path, overrides: list[str], seed: int) -> tuple[dict,
     return read_json(run / "config.json"), time.perf_counter() - t
 
 
-def score(run: Path, store: str, real, lm, args) -> dict:
+def score(run: Path, store: str, real, lm, args, base=None) -> dict:
     """ΔLM (1 and 10 steps, per document) and the 100-step classifier test (per test row) of one GLP."""
     from lmlab.glp.evaluate import classifier_correct, delta_lm, generate
     from lmlab.glp.load import load_glp
@@ -106,7 +106,7 @@ def score(run: Path, store: str, real, lm, args) -> dict:
     glp = load_glp(run)
     t = time.perf_counter()
     dlm = delta_lm(glp, store, n_docs=args.delta_docs, sigma_start=args.sigma_start,
-                   conds=("glp_1step", "glp_10step"), per_doc=True, lm=lm)
+                   conds=("glp_1step", "glp_10step"), per_doc=True, lm=lm, base=base)
     t_dlm = time.perf_counter() - t
     x = generate(glp, len(real), args.sample_steps, seed=0)
     correct = classifier_correct(real, x, seed=0)
@@ -133,6 +133,7 @@ def run_cells(args) -> None:
     store = str(Path(args.store).resolve())
     real = heldout_real(ActivationStore.open(store), args.n, seed=0)[0]
     lm = load_causal_lm(ActivationStore.open(store).model)
+    base = None  # the unspliced model's per-document losses: computed by the first scored run, reused after
     for seed in (int(s) for s in args.seeds.split(",")):  # seed-major: every cell gets seed 0 first
         for name in dict.fromkeys(names):
             path = out / "cells" / name / f"s{seed}.json"
@@ -140,7 +141,8 @@ def run_cells(args) -> None:
                 continue
             load0, t0 = os.getloadavg(), time.perf_counter()
             cfg, train_s = train(store, runs / name / f"s{seed}", cells[name][1] + args.overrides, seed)
-            res = score(runs / name / f"s{seed}", store, real, lm, args)
+            res = score(runs / name / f"s{seed}", store, real, lm, args, base)
+            base = res["delta_lm"]["per_doc"]["base"], res["delta_lm"]["per_doc"]["n"]
             write_json(path, _placeholders({"cell": name, "factor": cells[name][0], "overrides": cells[name][1] + args.overrides,
                               "seed": seed,
                               "base": BASE, "config": cfg, **res, "train_seconds_this_call": round(train_s, 1),

@@ -120,3 +120,14 @@ def test_a_splice_that_wants_sel_gets_the_selected_rows_and_the_context_prior_ru
     assert 0 < out["delta_glp_1step"] < out["delta_mean_ablation"] + 5 and glp.net.cfg.context == 2
     with pytest.raises(Exception, match="preceding positions"):
         E.recon_glp(glp, torch.zeros(4, glp.net.cfg.d_in))
+
+
+def test_delta_lm_reuses_given_base_losses_and_refuses_those_of_other_documents(small_glp):
+    glp, store = small_glp
+    first = E.delta_lm(glp, store, n_docs=4, seq_len=48, batch=2, conds=("glp_1step",), per_doc=True)
+    d = first["per_doc"]
+    again = E.delta_lm(glp, store, n_docs=4, seq_len=48, batch=2, conds=("glp_1step",), per_doc=True,
+                       base=(d["base"], d["n"]))
+    assert again["delta_glp_1step"] == pytest.approx(first["delta_glp_1step"], abs=1e-12)
+    with pytest.raises(Exception, match="other documents"):
+        E.delta_lm(glp, store, n_docs=3, seq_len=48, batch=2, conds=("glp_1step",), base=(d["base"], d["n"]))

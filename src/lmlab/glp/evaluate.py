@@ -235,14 +235,16 @@ DELTA_CONDS = ("glp_10step", "glp_1step", "gaussian_prior", "mean_ablation")
 
 def delta_lm(glp: GLP, store_path: str | Path, n_docs: int = 200, seq_len: int = 128, batch: int = 8,
              sigma_start: float = 0.5, seed: int = 0, conds: tuple[str, ...] = DELTA_CONDS, per_doc: bool = False,
-             lm=None) -> dict:
+             lm=None, base: tuple | None = None) -> dict:
     """LM loss increase when the layer-L residual at every non-special position is replaced by: a GLP
     reconstruction (10 steps and 1 step), a Gaussian-prior reconstruction, or the mean activation (`conds`: a
     subset of DELTA_CONDS). Held-out documents of the corpus's `val` split; the loss is averaged over real tokens
     only (the anchor's script also averages zeroed pad positions, which biases it by length). A sequence-aware
     prior denoises each position given the real (unspliced) preceding positions of its document. per_doc: also
     return each document's summed losses and target count (for bootstraps over documents and GLP seeds);
-    lm: an already loaded (model, tokenizer) of the store's model (a sweep of many GLPs loads it once)."""
+    lm: an already loaded (model, tokenizer) of the store's model (a sweep of many GLPs loads it once); base:
+    the unspliced per-document (ce, n) of the same call's documents (a previous call's per_doc "base" and "n"),
+    so a sweep runs the unspliced model once."""
     from lmlab.acts.positions import encode_docs, store_prepend_bos
     from lmlab.acts.splice import paired_delta_ci, splice_losses
     from lmlab.acts.store import ActivationStore
@@ -262,9 +264,14 @@ def delta_lm(glp: GLP, store_path: str | Path, n_docs: int = 200, seq_len: int =
     fns = {"glp_10step": glp_splice(glp, sigma_start, 10, seed), "glp_1step": glp_splice(glp, sigma_start, 1, seed),
            "gaussian_prior": lambda h: recon_gaussian(glp, h, cov_z, sigma_start, seed),
            "mean_ablation": lambda h: glp.normalizer.mean.to(h.dtype).expand_as(h)}
-    docs = {name: (d["ce"], d["n"]) for name, d in
-            splice_losses(model, tok, enc, store.layer, {"base": None, **{k: fns[k] for k in conds}}, batch,
-                          prepend_bos).items()}
+    todo = {**({"base": None} if base is None else {}), **{k: fns[k] for k in conds}}
+    docs = {name: (d["ce"], d["n"]) for name, d in splice_losses(model, tok, enc, store.layer, todo, batch,
+                                                                 prepend_bos).items()}
+    if base is not None:
+        docs["base"] = tuple(np.asarray(b, dtype=np.float64) for b in base)
+        if len(docs["base"][1]) != len(enc) or not np.array_equal(docs["base"][1], docs[conds[0]][1]):
+            raise ConfigError("the given base losses are of other documents", "pass base from a call with the same "
+                              "store, n_docs and seq_len")
     base, n = docs["base"]
     mean = {k: float(t.sum() / n.sum()) for k, (t, _) in docs.items()}
     out = {"n_docs": len(enc), "n_tokens": int(n.sum()), "base_loss": mean["base"],

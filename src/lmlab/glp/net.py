@@ -13,7 +13,7 @@ Defaults d_model = 2 d_in, d_mlp = 4 d_in (the paper: width relative to the inpu
 Sequence-aware prior (context K > 0; the paper's conclusion names multi-token, "sequence-aware" priors as future
 work, reference glp.md §8): after in_proj the hidden state also reads the previous K clean activations of the same
 document through one single-query cross-attention (`ContextAttention`):
-    x = x + attn(q = LN x, keys/values = ctx_proj(c_j) + pos_j for j = 1..K, plus a learned null key/value)
+    x = x + attn(q = LN x, keys/values = kv_proj(c_j) + pos_j for j = 1..K, plus a learned null key/value)
 A position whose context is missing (document start, a position not stored) attends to the null slot only.
 With K = 0 the network, its parameter names and its outputs are exactly the single-token prior's.
 """
@@ -64,16 +64,16 @@ def n_params(cfg: DenoiserConfig) -> int:
     d, m, h = cfg.d_in, cfg.d_model, cfg.d_mlp
     embed = 2 * (m * m + m) * (2 if cfg.n_llm_layers else 1)
     block = 2 * m + 3 * (m * h + h) + (h * m + m)
-    k = cfg.context  # ContextAttention: ln, q/ctx/kv/out projections, relative positions, null key/value
-    ctx = (2 * m + (m * m + m) + (d * m + m) + (2 * m * m + 2 * m) + (m * m + m) + k * m + 2 * m) if k else 0
+    k = cfg.context  # ContextAttention: ln, q / kv / out projections, per-distance key-value offsets, null slot
+    ctx = (2 * m + (m * m + m) + (d * 2 * m + 2 * m) + (m * m + m) + k * 2 * m + 2 * m) if k else 0
     return (d * m + m) + embed + cfg.n_layers * block + 2 * m + (m * d + d) + ctx
 
 
 def forward_flops(cfg: DenoiserConfig) -> int:
-    """Matmul FLOPs of one forward per activation: 2 N, plus, for a context prior, the context projections
-    (ctx_proj, kv_proj) applied to each of the K slots rather than once (train.py's C = 3 x this x D)."""
+    """Matmul FLOPs of one forward per activation: 2 N, plus, for a context prior, the key-value projection
+    (kv_proj, d_in -> 2 d_model) applied to each of the K slots rather than once (train.py's C = 3 x this x D)."""
     m, k = cfg.d_model, cfg.context
-    return 2 * n_params(cfg) + 2 * (k - 1) * (cfg.d_in * m + 2 * m * m) * (k > 0)
+    return 2 * n_params(cfg) + 2 * (k - 1) * (cfg.d_in * 2 * m) * (k > 0)
 
 
 def sinusoid(t: torch.Tensor, dim: int, max_period: float = 1e4) -> torch.Tensor:
@@ -106,9 +106,10 @@ class Block(nn.Module):
 class ContextAttention(nn.Module):
     """Single-query multi-head cross-attention from a position's hidden state to the previous K clean
     activations of its document (the sequence-aware prior; see the module docstring). Keys/values:
-    ctx_proj(c_j) + pos_embed[j - 1] for distance j = 1..K, plus a learned null slot every query may attend to,
-    so a position without context (ctx_mask all False) still gets a well-defined output. Masked slots get
-    exactly zero weight (scaled_dot_product_attention with a boolean mask)."""
+    kv_proj(c_j) + pos_kv[j - 1] for distance j = 1..K (one projection straight from d_in — a separate input
+    projection before it would compose to the same linear map at 2.5x the per-slot cost), plus a learned null
+    slot every query may attend to, so a position without context (ctx_mask all False) still gets a well-defined
+    output. Masked slots get exactly zero weight (scaled_dot_product_attention with a boolean mask)."""
 
     def __init__(self, d_in: int, m: int, k: int):
         super().__init__()
@@ -116,15 +117,14 @@ class ContextAttention(nn.Module):
         while m % self.heads:
             self.heads -= 1
         self.ln = nn.LayerNorm(m)
-        self.q_proj, self.ctx_proj = nn.Linear(m, m), nn.Linear(d_in, m)
-        self.kv_proj, self.out_proj = nn.Linear(m, 2 * m), nn.Linear(m, m)
-        self.pos_embed = nn.Parameter(0.02 * torch.randn(k, m))  # distance 1..K
+        self.q_proj, self.kv_proj, self.out_proj = nn.Linear(m, m), nn.Linear(d_in, 2 * m), nn.Linear(m, m)
+        self.pos_kv = nn.Parameter(0.02 * torch.randn(k, 2 * m))  # key and value offsets of distance 1..K
         self.null_kv = nn.Parameter(0.02 * torch.randn(2, m))  # the null key and value
 
     def forward(self, h: torch.Tensor, ctx: torch.Tensor, ctx_mask: torch.Tensor) -> torch.Tensor:
         """h (B, m); ctx (B, K, d_in) z-scored clean activations, ctx_mask (B, K) bool -> (B, m)."""
         B, m, H = h.shape[0], h.shape[1], self.heads
-        k, v = self.kv_proj(self.ctx_proj(ctx.to(h.dtype)) + self.pos_embed.to(h.dtype)).chunk(2, dim=-1)  # (B, K, m)
+        k, v = (self.kv_proj(ctx.to(h.dtype)) + self.pos_kv.to(h.dtype)).chunk(2, dim=-1)  # (B, K, m) each
         nk, nv = self.null_kv.to(h.dtype)[:, None, None, :].expand(2, B, 1, m)
         k, v = torch.cat([nk, k], 1), torch.cat([nv, v], 1)  # (B, K + 1, m)
         mask = torch.cat([torch.ones(B, 1, dtype=torch.bool, device=h.device), ctx_mask.bool()], 1)  # (B, K + 1)
