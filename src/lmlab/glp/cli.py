@@ -187,7 +187,7 @@ def steer_cmd(
     vector: Path = option(_ONCE, "vector", doc_from=_SS),
     prompt: str = typer.Option(None, help="Text to continue."),
     r: float = option(_ONCE, "r", "--r", help="Relative strength: alpha = r * mean activation norm."),
-    mode: str = option(_ONCE, "mode", help="plain | sdedit (paper) | x0 (1 NFE) | orth | delta."),
+    mode: str = option(_ONCE, "mode", help="plain | sdedit (paper) | x0 (1 NFE) | orth | delta | guided (edit-preserving)."),
     sigma_s: float = option(_ONCE, "sigma_s", doc_from=_SS, note="In (0, 1]."),
     steps: int = option(_ONCE, "steps", help="Euler steps (NFEs) from sigma_s to 0."),
     max_new_tokens: int = option(_ONCE, "max_new_tokens", help="Greedy tokens to generate."),

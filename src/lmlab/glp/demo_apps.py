@@ -1,16 +1,42 @@
-"""Demo stage of the GLP applications (`lmlab demo`): one steering example on the same prompt
-(unsteered, plain addition, GLP SDEdit, GLP delta) and the 1-D probing table, on the demo's store and GLP."""
+"""Demo stage of the GLP applications (`lmlab demo`): one steering example — unsteered, plain addition and the
+GLP (the paper's SDEdit by default) side by side on the same prompts, scored by a held-out concept classifier,
+NLL and distinct-2 (issue 19) — and the 1-D probing table, on the demo's store and GLP."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-PROMPT = "The weather this morning was"
+PROMPT = "My neighbour told me that"
+"""The prompt whose continuation each row shows (the others only enter the mean scores)."""
+STEER_CONCEPT = "medical"
+"""Demo concept (a corpus concept: the classifier trains on its held-out val documents)."""
+STEER_R = 0.6
+"""Demo strength r (alpha = r x mean activation norm). Provisional (plain addition on SmolLM2 L15, medical, 6
+prompts: r = 0.6 gives "she had a rare disease of the liver, which is a metabolic disorder..." while r = 1.0
+gives punctuation loops); set it from experiments/glp_steer_frontier.py's result."""
+STEER_GLP_MODE = "sdedit"
+"""The GLP row's mode (steering/modes.py)."""
 
 
-def _steering(store_dir: Path, glp_dir: Path, quick: bool) -> dict:
+def _steer_rows(model, tok, layer, prompts, d, probe, glp, alpha, mode, n_tok) -> dict:
+    """unsteered / plain / GLP rows: the first prompt's text, mean scores over the prompts."""
     import torch
 
+    from lmlab.glp import steering as S
+
+    rows = {}
+    for name in ("unsteered", "plain", mode):
+        fn = None if name == "unsteered" else S.Steer(d.w, alpha, name, glp if name != "plain" else None)
+        p, c, _ = S.generate(model, tok, prompts, layer, fn, n_tok)
+        m = S.continuation_metrics(model, tok, layer, p, c, d, None, None, probe=probe)
+        rows[name] = {"text": prompts[0] + tok.decode(c[0], skip_special_tokens=True),
+                      **{k: float(m[k].mean()) for k in ("probe", "nll", "distinct2", "fluent")},
+                      "retention": float(torch.cat(fn.log).mean()) if fn is not None and fn.log else None}
+    return rows
+
+
+def _steering(store_dir: Path, glp_dir: Path, quick: bool, concept: str = STEER_CONCEPT, r: float = STEER_R,
+              mode: str = STEER_GLP_MODE) -> dict:
     from lmlab.acts.positions import store_prepend_bos
     from lmlab.glp import steering as S
     from lmlab.glp.load import glp_context
@@ -18,28 +44,38 @@ def _steering(store_dir: Path, glp_dir: Path, quick: bool) -> dict:
 
     glp, st = glp_context(glp_dir, store_dir)
     model, tok = load_causal_lm(st.model)
-    pos, neg = S.concept_texts("sentiment")
-    k = 12 if quick else 50
-    d = S.diffmean(model, tok, st.layer, pos[:k], neg[:k], name="sentiment", prepend_bos=store_prepend_bos(st))
-    mean, r = st.stats["mean"].float(), 1.0
+    bos = store_prepend_bos(st)
+    d = S.find_direction(model, tok, st.layer, st.d_model, concept, None, 16 if quick else 32, bos)
+    probe = S.train_concept_probe(model, tok, st.layer, concept, 30 if quick else 60, seq_len=32, prepend_bos=bos)
+    n = 2 if quick else 4
+    prompts = [PROMPT] + [p for p in S.load_prompts(None, n + 1) if p != PROMPT][: n - 1]
     alpha = r * st.stats["mean_norm"]
-    rows = {}
-    for mode in ("unsteered", "plain", "sdedit", "delta"):
-        fn = None if mode == "unsteered" else S.Steer(d.w, alpha, mode, glp, S.PAPER_SIGMA_S, 10, 0)
-        p, c, _ = S.generate(model, tok, [PROMPT], st.layer, fn, 12 if quick else 24)
-        m = S.continuation_metrics(model, tok, st.layer, p, c, d, mean, S.keywords("sentiment"))
-        rows[mode] = {"text": PROMPT + tok.decode(c[0], skip_special_tokens=True), "nll": float(m["nll"][0]),
-                      "concept": float(m["concept"][0]),
-                      "retention": float(torch.cat(fn.log).mean()) if fn is not None and fn.log else None}
-    return {"concept": "sentiment (positive - negative DiffMean)", "r": r, "alpha": alpha, "rows": rows}
+    rows = _steer_rows(model, tok, st.layer, prompts, d, probe, glp, alpha, mode, 12 if quick else 24)
+    return {"concept": concept, "r": r, "alpha": alpha, "mode": mode, "n_prompts": len(prompts),
+            "probe": probe.describe(), "rows": rows}
 
 
-def demo_stage(out: Path, quick: bool, store_dir: Path, glp_dir: Path):
-    """-> (Section, JSON-able dict). Writes out/glp_apps_probe.png."""
+def _steer_text(steer: dict, layer: int) -> str:
+    """What the steering rows are and, in one line, what their numbers mean."""
+    p = steer["probe"]
+    return (f"Steering at layer {layer} along a {steer['concept']} DiffMean direction, r = {steer['r']} (alpha = r x "
+            f"mean activation norm = {steer['alpha']:.1f}), on the LAST position of every forward call; plain = "
+            f"activation addition, {steer['mode']} = the GLP post-processing (steering/modes.py). Each row: the "
+            f"first prompt's continuation; scores are means over {steer['n_prompts']} prompts. "
+            f"How to read them: concept = p({steer['concept']}) from a classifier trained on held-out "
+            f"{steer['concept']} text (held-out document AUC {p['auc_doc']:.2f}), higher than the unsteered row = "
+            "on-concept; NLL = nats/token under the unsteered model, near the unsteered row = fluent; distinct-2 = "
+            "unique token bigrams, low = repetition loops (which also LOWER the NLL); steering works when concept "
+            "rises while NLL and distinct-2 stay near the unsteered row. ")
+
+
+def demo_stage(out: Path, quick: bool, store_dir: Path, glp_dir: Path, concept: str = STEER_CONCEPT,
+               r: float = STEER_R, mode: str = STEER_GLP_MODE):
+    """-> (Section, JSON-able dict). Writes out/glp_apps_probe.png. concept / r / mode: the steering example's."""
     from lmlab.glp import probe as P
     from lmlab.report.html import Section
 
-    steer = _steering(Path(store_dir), Path(glp_dir), quick)
+    steer = _steering(Path(store_dir), Path(glp_dir), quick, concept, r, mode)
     tasks = (["domain_medical", "domain_python", "medical_vs_general", "tok_capitalised", "tok_numeric",
               "tok_in_parens", "tok_punctuation", "tok_word_start", "tok_line_start", "tok_in_quotes"])
     cfg = P.ProbeConfig(glp=str(glp_dir), store=str(store_dir), tasks=tasks if quick else None,
@@ -47,17 +83,13 @@ def demo_stage(out: Path, quick: bool, store_dir: Path, glp_dir: Path):
                         max_per_class=150 if quick else 400, n_boot=2000 if quick else 10_000, dense=not quick)
     res = P.probe(cfg, progress=False)
     png = P.probe_plot(res, Path(out) / "glp_apps_probe.png", title="1-D probing on the demo GLP")
-    table = {f"steer · {k} (NLL {v['nll']:.2f}, concept {v['concept']:.2f}"
+    table = {f"steer · {k} (concept {v['probe']:.2f}, NLL {v['nll']:.2f}, distinct-2 {v['distinct2']:.2f}"
              + (f", retention {v['retention']:.2f})" if v["retention"] is not None else ")"): v["text"]
              for k, v in steer["rows"].items()}
     table.update({f"1-D probe mean test AUC · {k}": f"{v['mean']:.3f} [{v['lo']:.3f}, {v['hi']:.3f}]"
                   for k, v in res["mean"].items()})
-    text = (f"Steering at layer {res['layer']} along a sentiment DiffMean direction, r = {steer['r']} "
-            f"(alpha = r x mean activation norm = {steer['alpha']:.1f}), on the LAST position of every forward call; "
-            "plain = activation addition, sdedit = the paper's GLP post-processing (noise to sigma 0.474, 10 Euler "
-            "steps), delta = lmlab's differential variant (only the prior's response to the edit, orthogonal to "
-            "it). NLL = continuation NLL under the unsteered model; concept 0/1 = negative/positive set mean. "
-            f"Probing: best single feature per task ({len(res['tasks'])} tasks), meta = GLP meta-neurons, raw = "
+    text = (_steer_text(steer, res["layer"])
+            + f"Probing: best single feature per task ({len(res['tasks'])} tasks), meta = GLP meta-neurons, raw = "
             "residual dimensions, mlp = the LM's MLP neurons at that layer; 95% bootstrap CI over tasks. The demo's "
             "GLP is tiny and briefly trained: see docs/results.md for the real numbers.")
     return (Section("GLP applications: on-manifold steering and 1-D probing", text=text, table=table,

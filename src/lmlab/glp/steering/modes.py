@@ -13,6 +13,17 @@ Post-processing (pure functions of their arguments; the hook calls them):
                 h~ = a_edit + P_perp(D(a_edit; eps) - D(a; eps))
             The GLP's own reconstruction error on the unedited activation cancels (at r = 0, h~ = a exactly),
             and what remains is how the prior says the rest of the vector should move given the edit.
+    guided  edit-preserving SDEdit by replacement (the "replacement" conditional sampler: Song et al. 2021,
+            score-SDE App. I.2 imputation; RePaint without resampling, Lugmayr et al. 2022): Euler from sigma_s
+            as sdedit, but after EVERY step the coordinate of the state along g = std * w (the z-space direction
+            whose coordinate fixes <a, w> in raw space) is reset to its value on the forward noising path of
+            the edited activation, (1 - sigma) <z_edit, g> + sigma <eps, g>. The rest of the vector is denoised
+            by a prior that sees the edit at every step; at sigma = 0 the coordinate is <z_edit, g>, so
+            <a~, w> = <a_edit, w>: retention 1 by construction. Unlike orth (which projects only the FINAL
+            correction of an sdedit that never saw the edit held fixed), the orthogonal part here is the prior's
+            answer conditioned on the edit.
+Positions (`steer_positions`): "last" (the paper) or "all" (every real prompt position at prefill, the attention
+sink excluded, then every generated token).
 Retention = <h~ - a, w> / alpha: how much of the edit survives the prior (1 for plain addition, orth, delta).
 """
 
@@ -41,6 +52,13 @@ def steer_sigmas(sigma_s: float, steps: int) -> torch.Tensor:
     return torch.cat([torch.linspace(sigma_s, 0.001, steps), torch.zeros(1)])
 
 
+def paper_steps(sigma_s: float) -> int:
+    """NFEs from sigma_s at the paper's grid density (linspace(1, 0.001, 20): spacing 0.999 / 19): 10 at the
+    paper's 0.4742, 6 at 0.25 — a smaller sigma_s costs proportionally fewer denoiser calls."""
+    check_sigma(sigma_s)
+    return max(1, round((sigma_s - 0.001) / (0.999 / 19)) + 1)
+
+
 def denoise(glp, h: torch.Tensor, eps: torch.Tensor, sigma_s: float, steps: int) -> torch.Tensor:
     """Raw (B, d) -> z-score, noise to sigma_s with eps (B, d), Euler to 0 (steps NFEs), de-normalise."""
     z_t = add_noise(glp.encode(h.float()), eps, torch.tensor(sigma_s))
@@ -59,6 +77,24 @@ def delta_edit(glp, h: torch.Tensor, h_edit: torch.Tensor, w: torch.Tensor, sigm
     return h_edit + project_out(both[: len(h)] - both[len(h):], w)
 
 
+def guided_edit(glp, h: torch.Tensor, h_edit: torch.Tensor, w: torch.Tensor, sigma_s: float, steps: int,
+                eps: torch.Tensor) -> torch.Tensor:
+    """Edit-preserving SDEdit (module docstring, `guided`): Euler from sigma_s to 0 on `steer_sigmas`, the
+    coordinate along g = std * w / |std * w| replaced after each step by the noised edited value. h, h_edit,
+    eps (B, d) raw / raw / z-space; w (d,) unit raw direction."""
+    z_e = glp.encode(h_edit.float())  # (B, d)
+    g = glp.normalizer.std.float() * w  # (d,): <h, w> = <mean, w> + <z, std * w>
+    g = g / g.norm()
+    ce, cn = z_e @ g, eps @ g  # (B,) clean and noise coordinates along g
+    sig = steer_sigmas(sigma_s, steps)
+    x = add_noise(z_e, eps, torch.tensor(sigma_s))
+    for i in range(len(sig) - 1):
+        s, s_next = sig[i], sig[i + 1]
+        x = x + (s_next - s) * glp(x, s.expand(x.shape[0]))
+        x = x + ((1 - s_next) * ce + s_next * cn - x @ g)[:, None] * g[None]  # replace the known coordinate
+    return glp.decode(x)
+
+
 # mode -> fn(glp, h, h_edit, w, sigma_s, steps, eps); its keys are the modes, in the order help texts list them
 POSTPROCESS: dict[str, Callable[..., torch.Tensor]] = {
     "plain": lambda glp, h, h_edit, w, sigma_s, steps, eps: h_edit,
@@ -67,7 +103,9 @@ POSTPROCESS: dict[str, Callable[..., torch.Tensor]] = {
     "orth": lambda glp, h, h_edit, w, sigma_s, steps, eps: h_edit + project_out(
         denoise(glp, h_edit, eps, sigma_s, steps) - h_edit, w),
     "delta": delta_edit,
+    "guided": guided_edit,
 }
+POSITIONS = ("last", "all")
 MODES = tuple(POSTPROCESS)
 
 
@@ -120,6 +158,37 @@ class Steer:
         if self.alpha:
             self.log.append(retention(h32, out, w, self.alpha))
         return out.to(h.dtype)
+
+
+def check_positions(positions: str) -> None:
+    if positions not in POSITIONS:
+        raise ConfigError(f"unknown steering positions {positions!r}", f"use one of {', '.join(POSITIONS)}")
+
+
+@contextlib.contextmanager
+def steer_positions(model, layer: int, fn: Callable[[torch.Tensor], torch.Tensor], positions: str = "last",
+                    keep: torch.Tensor | None = None) -> Iterator[None]:
+    """Replace the layer-L residual by fn(rows (N, d)) at the last position of every forward call
+    (positions="last", the paper) or at every position (positions="all"). With "all", `keep` (B, T) bool (the
+    prefill batch's real, non-sink positions: acts.positions.keep_positions) limits a forward of that width to
+    those positions; a cached step (T = 1) edits its one position."""
+    from lmlab.acts.hooks import write_residual
+
+    check_positions(positions)
+    if positions == "last":
+        with steer_last_position(model, layer, fn):
+            yield
+        return
+
+    def edit(h: torch.Tensor) -> torch.Tensor:  # h (B, T, d)
+        m = (keep.to(h.device) if keep is not None and h.shape[1] == keep.shape[1] and h.shape[1] > 1
+             else torch.ones(h.shape[:2], dtype=torch.bool, device=h.device))  # (B, T)
+        out = h.clone()
+        out[m] = fn(h[m])  # (N, d) rows
+        return out
+
+    with write_residual(model, layer, edit):
+        yield
 
 
 @contextlib.contextmanager

@@ -25,63 +25,74 @@ from lmlab.glp.steering.directions import (
     find_direction,
     keywords,
 )
-from lmlab.glp.steering.modes import PAPER_SIGMA_S, Steer, check_mode, steer_last_position
+from lmlab.glp.steering.modes import PAPER_SIGMA_S, Steer, check_mode, check_positions, steer_positions
 
 
 # ---- generation and metrics --------------------------------------------------------------------------------
 @torch.no_grad()
 def generate(model, tok, prompts: list[str], layer: int, fn=None, max_new_tokens: int = 20,
-             batch: int = 64) -> tuple[list[list[int]], list[list[int]], float]:
-    """Greedy continuations with the last-position edit fn (None: unsteered). Prompts are left-padded, so the
-    last position of the prefill is every row's last prompt token. -> (prompt ids, continuation ids, seconds)."""
+             batch: int = 64, positions: str = "last") -> tuple[list[list[int]], list[list[int]], float]:
+    """Greedy continuations with the edit fn (None: unsteered) at the last position of every forward call, or
+    at every real prompt position and every generated token (positions="all"; `steer_positions`). Prompts are
+    left-padded, so the last position of the prefill is every row's last prompt token.
+    -> (prompt ids, continuation ids, seconds)."""
     import time
 
-    from lmlab.acts.positions import encode_docs, pad_batch, pad_id
+    from lmlab.acts.positions import encode_docs, keep_positions, pad_batch, pad_id
 
+    check_positions(positions)
     enc = encode_docs(tok, prompts, 512)
     pad = pad_id(tok)
     conts, t0 = [], time.perf_counter()
-    ctx = steer_last_position(model, layer, fn) if fn is not None else contextlib.nullcontext()
-    with ctx:
-        for i in range(0, len(enc), batch):
-            ids, mask = pad_batch(enc[i:i + batch], pad, side="left")
-            T = ids.shape[1]
+    for i in range(0, len(enc), batch):
+        ids, mask = pad_batch(enc[i:i + batch], pad, side="left")
+        T = ids.shape[1]
+        ctx = (steer_positions(model, layer, fn, positions, keep_positions(tok, ids, mask))
+               if fn is not None else contextlib.nullcontext())
+        with ctx:
             out = model.generate(input_ids=ids, attention_mask=mask, do_sample=False, max_new_tokens=max_new_tokens,
                                  min_new_tokens=max_new_tokens, pad_token_id=pad)
-            conts += [o[T:].tolist() for o in out]
+        conts += [o[T:].tolist() for o in out]
     return enc, conts, time.perf_counter() - t0
 
 
 @torch.no_grad()
 def continuation_metrics(model, tok, layer: int, prompt_ids: list[list[int]], cont_ids: list[list[int]],
                          d: Direction, mean: torch.Tensor, kw: set[str] | None = None,
-                         batch: int = 64) -> dict[str, torch.Tensor]:
+                         batch: int = 64, probe=None) -> dict[str, torch.Tensor]:
     """Per prompt (n,): NLL of the continuation under the unsteered model (mean over its tokens), concept
     score (mean over continuation positions of <a, w>, scaled to the concept sets: negative-set mean 0,
-    positive-set mean 1), and keyword fraction, and the fraction of alphabetic words (>= 2 letters; degenerate punctuation
-    repeats score low here but have a low NLL). Right-padded batches (causal: padding never affects real
-    positions)."""
+    positive-set mean 1), keyword fraction, and the degeneration measures of steering/quality.py (word_frac,
+    distinct1/2, repetition, fluent: repeated punctuation has a LOW unsteered NLL, so these report it). With a
+    `probe` (steering/classifier.ConceptProbe), "probe" = its mean predicted probability over the continuation's
+    positions. Right-padded batches (causal: padding never affects real positions)."""
     from lmlab.acts.hooks import read_residual
     from lmlab.acts.positions import pad_batch, pad_id
+    from lmlab.glp.steering.quality import quality
 
     w, span = d.w.float(), (d.s_pos - d.s_neg) or 1.0
-    nll, concept, kwf, wordf = [], [], [], []
+    cols: dict[str, list[float]] = {k: [] for k in ("nll", "concept", "keyword", "probe")}
     for i in range(0, len(prompt_ids), batch):
         ps, cs = prompt_ids[i:i + batch], cont_ids[i:i + batch]
         ids, mask = pad_batch([p + c for p, c in zip(ps, cs)], pad_id(tok))
         with read_residual(model, layer) as got:
             logits = model(ids, attention_mask=mask).logits.float()  # (b, T, vocab)
-        proj = got[0].float() @ w  # (b, T)
+        resid = got[0].float()  # (b, T, d)
+        proj = resid @ w  # (b, T)
+        pp = probe.prob(resid) if probe is not None else None  # (b, T)
         for r, (p, c) in enumerate(zip(ps, cs)):
             lo, hi = len(p), len(p) + len(c)
-            nll.append(torch.nn.functional.cross_entropy(logits[r, lo - 1:hi - 1], torch.tensor(c)).item())
-            concept.append((float(proj[r, lo:hi].mean()) - d.s_neg) / span)
-            words = [x.strip(".,;:!?\"'()[]").lower() for x in tok.decode(c, skip_special_tokens=True).split()]
-            kwf.append(sum(x in kw for x in words) / max(1, len(words)) if kw else float("nan"))
-            # degeneration check: repeated punctuation has a LOW unsteered NLL, so report real words too
-            wordf.append(sum(len(x) > 1 and x.isalpha() for x in words) / max(1, len(words)))
-    return {"nll": torch.tensor(nll), "concept": torch.tensor(concept), "keyword": torch.tensor(kwf),
-            "word_frac": torch.tensor(wordf)}
+            cols["nll"].append(torch.nn.functional.cross_entropy(logits[r, lo - 1:hi - 1], torch.tensor(c)).item())
+            cols["concept"].append((float(proj[r, lo:hi].mean()) - d.s_neg) / span)
+            cols["probe"].append(float(pp[r, lo:hi].mean()) if pp is not None else float("nan"))
+            text = tok.decode(c, skip_special_tokens=True)
+            words = [x.strip(".,;:!?\"'()[]").lower() for x in text.split()]
+            cols["keyword"].append(sum(x in kw for x in words) / max(1, len(words)) if kw else float("nan"))
+            for k, v in quality(c, text).items():
+                cols.setdefault(k, []).append(v)
+    if probe is None:
+        del cols["probe"]
+    return {k: torch.tensor(v) for k, v in cols.items()}
 
 
 def load_prompts(path: str | Path | None = None, n: int | None = None) -> list[str]:
@@ -109,7 +120,10 @@ class SteerSweepConfig:
     vector: str | None = None
     """A steering direction from a safetensors file instead of DiffMean."""
     modes: list[str] = field(default_factory=lambda: ["plain", "sdedit", "x0", "delta"])
-    """Conditions: plain | sdedit (paper, 10 NFEs) | x0 (1 NFE) | orth | delta (see steering/modes.py)."""
+    """Conditions: plain | sdedit (paper, 10 NFEs) | x0 (1 NFE) | orth | delta | guided (see steering/modes.py)."""
+    positions: str = "last"
+    """Edited positions: last (the paper: last position of every forward call) | all (every real prompt position,
+    then every generated token)."""
     rs: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0, 1.5])
     """Relative strengths r (alpha = r * mean activation norm)."""
     sigma_s: float = PAPER_SIGMA_S
@@ -141,7 +155,7 @@ def run_condition(model, tok, layer: int, prompts: list[str], d: Direction, mean
                   alpha: float, glp, cfg: SteerSweepConfig, kw) -> dict:
     """Generate under one (mode, alpha) and score it: per-prompt arrays + retention + tokens/s."""
     st = Steer(d.w, alpha, mode, glp, cfg.sigma_s, cfg.steps, cfg.seed)
-    p_ids, c_ids, secs = generate(model, tok, prompts, layer, st, cfg.max_new_tokens, cfg.batch)
+    p_ids, c_ids, secs = generate(model, tok, prompts, layer, st, cfg.max_new_tokens, cfg.batch, cfg.positions)
     m = continuation_metrics(model, tok, layer, p_ids, c_ids, d, mean, kw)
     ret = torch.cat(st.log) if st.log else torch.tensor([float("nan")])
     n_tok = sum(map(len, c_ids))
@@ -166,6 +180,7 @@ def steer_sweep(cfg: SteerSweepConfig, out: str | Path, progress: bool = True) -
     for m in cfg.modes:
         check_mode(m, cfg.glp is not None)
     check_sigma(cfg.sigma_s)
+    check_positions(cfg.positions)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     glp, store = glp_context(cfg.glp, cfg.store)
