@@ -178,7 +178,10 @@ def _arrays(rows: list[dict], metric: str):
 
 def summarize(out: Path, n_boot: int = 2000) -> dict:
     """Per cell and metric: mean over seeds, 95% two-level bootstrap CI (seeds, then documents / test rows),
-    and the difference from the base cell with its CI (documents paired, seeds independent)."""
+    and the difference from the base cell with its CI. The difference is paired: every cell draws the same
+    resampled seed indices (seed k of every cell shares the batch order and noise, and the initialisation when
+    the shape is the same: a common-random-numbers design) and the same resampled documents; classifier test rows
+    are each run's own."""
     import numpy as np
 
     from lmlab.glp.stats import percentile_ci, seed_unit_ratio, seed_unit_resamples
@@ -209,7 +212,26 @@ def summarize(out: Path, n_boot: int = 2000) -> dict:
                                               "ci95": ci, "excludes_0": not ci[0] <= 0 <= ci[1]}
     write_json(out / "ablation.json", result)
     plot(result, out / "ablation.png")
+    (out / "ablation.md").write_text(markdown(result))
     return result
+
+
+def markdown(result: dict) -> str:
+    """The docs table: per cell, seeds, each metric's mean [95% CI] and its difference from base [95% CI]
+    (bold where the difference's CI excludes 0)."""
+    f = lambda v: f"{v:.3f}"  # noqa: E731
+    head = ("| cell | factor | seeds | ΔLM 1-step | − base | ΔLM 10-step | − base | classifier acc. 100-step | − base |\n"
+            "|---|---|---|---|---|---|---|---|---|\n")
+    lines = []
+    for name, e in result["cells"].items():
+        cols = [name, e["factor"], str(len(e["seeds"]))]
+        for m in METRICS:
+            cols.append(f"{f(e[m]['mean'])} [{f(e[m]['ci95'][0])}, {f(e[m]['ci95'][1])}]")
+            d = e[m].get("minus_base")
+            txt = "" if d is None else f"{d['mean']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]"
+            cols.append(f"**{txt}**" if d and d["excludes_0"] else txt)
+        lines.append("| " + " | ".join(cols) + " |")
+    return head + "\n".join(lines) + "\n"
 
 
 def plot(result: dict, png: Path) -> None:

@@ -14,7 +14,7 @@ the single-token prior) matches the reference run's; then score both on the same
   * held-out diffusion loss on the same held-out rows and noise (the trainer's set).
 Writes OUT/context.json and OUT/context.png; the training run resumes (RUNS/context_k<K>).
 
-Run: python experiments/glp_context.py --single RUN --runs RUNS --out OUT [--k 16]
+Run: python experiments/glp_context.py --single RUN --runs RUNS --out OUT [--k 16] [--match compute|steps]
 """
 
 from __future__ import annotations
@@ -34,21 +34,26 @@ def parse_args(argv=None):
     p.add_argument("--runs", required=True, help="where the context run is trained (RUNS/context_k<K>)")
     p.add_argument("--out", required=True)
     p.add_argument("--k", type=int, default=16, help="context length K")
+    p.add_argument("--match", choices=("compute", "steps"), default="compute",
+                   help="compute: the context run's steps give the single run's training FLOPs (the issue's "
+                        "comparison); steps: the same steps and activations (more FLOPs: what context buys per step)")
     p.add_argument("--n", type=int, default=2000)
     p.add_argument("--delta-docs", type=int, default=120)
     p.add_argument("--sigma-start", type=float, default=0.4742)
     return p.parse_args(argv)
 
 
-def matched_config(single: dict, k: int):
-    """The single run's config with net.context = k and max_steps giving the same training compute."""
+def matched_config(single: dict, k: int, match: str = "compute"):
+    """The single run's config with net.context = k and max_steps giving the same training compute (match
+    "compute") or the same steps (match "steps")."""
     from lmlab.config import from_dict
     from lmlab.glp.net import DenoiserConfig, forward_flops
     from lmlab.glp.train import GLPTrainConfig
 
     ref = from_dict(GLPTrainConfig, single)
     ctx_net = DenoiserConfig(**{**single["net"], "context": k})
-    steps = round(ref.max_steps * forward_flops(ref.net) / forward_flops(ctx_net))
+    steps = round(ref.max_steps * forward_flops(ref.net) / forward_flops(ctx_net)) if match == "compute" \
+        else ref.max_steps
     cfg = from_dict(GLPTrainConfig, {**single, "net": {**single["net"], "context": k}, "max_steps": steps,
                                      "runs_csv": None})
     return cfg, {"single_steps": ref.max_steps, "context_steps": steps,
@@ -101,8 +106,9 @@ def main(argv=None) -> int:
 
     args = parse_args(argv)
     single = read_json(Path(args.single) / "config.json")
-    cfg, budget = matched_config(single, args.k)
-    run = Path(args.runs) / f"context_k{args.k}"
+    cfg, budget = matched_config(single, args.k, args.match)
+    run = Path(args.runs) / f"context_k{args.k}" if args.match == "compute" else \
+        Path(args.runs) / f"context_k{args.k}_same_steps"
     load0, t0 = os.getloadavg(), time.perf_counter()
     if not (run / "summary.json").is_file():
         train_glp(cfg, run, resume=checkpoint.latest(run) is not None, progress=False)
@@ -116,13 +122,14 @@ def main(argv=None) -> int:
         res[name]["heldout_loss"] = read_json(Path(r) / "summary.json")["final_eval"]["heldout_loss"]
     res["context_minus_single"] = {c: paired_diff(res["context"]["delta_lm"], res["single"]["delta_lm"], c)
                                    for c in ("glp_1step", "glp_10step")}
-    out = {**res, "k": args.k, "budget": budget, "context_config": asdict(cfg),
+    out = {**res, "k": args.k, "match": args.match, "budget": budget, "context_config": asdict(cfg),
            "train_seconds_this_call": round(train_s, 1), "seconds": round(time.perf_counter() - t0, 1),
            "threads": torch.get_num_threads(), "loadavg_start": list(load0), "loadavg_end": list(os.getloadavg()),
            "command": " ".join(["python", "experiments/glp_context.py", *sys.argv[1:]])}
     text = json.dumps(out).replace(single["store"], "STORE").replace(str(Path(args.runs)), "RUNS")
-    write_json(Path(args.out) / "context.json", json.loads(text.replace(str(Path(args.single)), "SINGLE")))
-    plot(out, Path(args.out) / "context.png")
+    stem = "context" if args.match == "compute" else "context_same_steps"
+    write_json(Path(args.out) / f"{stem}.json", json.loads(text.replace(str(Path(args.single)), "SINGLE")))
+    plot(out, Path(args.out) / f"{stem}.png")
     print(json.dumps({k: out[k] for k in ("budget", "context_minus_single")}, indent=1))
     return 0
 
