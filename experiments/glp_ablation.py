@@ -51,6 +51,8 @@ CELLS: dict[str, tuple[str, list[str]]] = {
     "lr_2x": ("learning rate", ["lr=2e-3"]),
 }
 METRICS = ("delta_glp_1step", "delta_glp_10step", "acc_100step")
+# same-compute contrasts beside "minus base": more distinct rows vs more passes over the subset
+CONTRASTS = (("data_2x", "passes_2"), ("data_4x", "passes_4"))
 
 
 def parse_args(argv=None):
@@ -210,6 +212,9 @@ def summarize(out: Path, n_boot: int = 2000) -> dict:
                     ci = percentile_ci(boots[name, m] - boots["base", m])
                     entry[m]["minus_base"] = {"mean": entry[m]["mean"] - result["cells"]["base"][m]["mean"],
                                               "ci95": ci, "excludes_0": not ci[0] <= 0 <= ci[1]}
+    result["contrasts"] = {f"{a} - {b}": {m: {"mean": result["cells"][a][m]["mean"] - result["cells"][b][m]["mean"],
+                                             "ci95": percentile_ci(boots[a, m] - boots[b, m])} for m in METRICS}
+                           for a, b in CONTRASTS if a in cells and b in cells}
     write_json(out / "ablation.json", result)
     plot(result, out / "ablation.png")
     (out / "ablation.md").write_text(markdown(result))
