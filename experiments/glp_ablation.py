@@ -151,7 +151,8 @@ def run_cells(args) -> None:
                               "seconds": round(time.perf_counter() - t0, 1), "threads": torch.get_num_threads(),
                               "loadavg_start": list(load0), "loadavg_end": list(os.getloadavg()),
                               "command": " ".join(["python", "experiments/glp_ablation.py", *sys.argv[1:]])},
-                                            {store: "STORE", args.store: "STORE", str(runs): "RUNS"}))
+                                            {store: "STORE", args.store: "STORE", str(runs): "RUNS",
+                                             **({args.out: "OUT"} if Path(args.out).is_absolute() else {})}))
             print(f"{name} s{seed}: ΔLM1 {res['delta_lm']['delta_glp_1step']:.3f} ΔLM10 "
                   f"{res['delta_lm']['delta_glp_10step']:.3f} acc {res['acc_100step']:.3f} "
                   f"({time.perf_counter() - t0:.0f} s, load {os.getloadavg()[0]:.2f})", flush=True)

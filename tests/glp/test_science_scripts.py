@@ -47,7 +47,7 @@ def test_ablation_context_and_utility_scripts(tmp_path):
         b["context_flops_per_act"] and "glp_1step" in out["context_minus_single"], ctx.stdout
 
     _run(str(ROOT / "experiments" / "glp_utility_vs_loss.py"), "--store", str(store), "--ablation", str(abl),
-         "--runs", str(runs), "--out", str(tmp_path / "util"), "--probe-seeds", "0,1", "--docs-per-domain", "8",
+         "--runs", str(runs), "--out", str(tmp_path / "util"), "--probe-seeds", "0,1", "--docs-per-domain", "24",
          "--n-boot", "200")
     util = json.loads((tmp_path / "util" / "utility_vs_loss.json").read_text())
     assert len(util["rows"]) == 4 and {"delta_glp_1step", "meta_auc"} <= set(util["trends"])
