@@ -1,6 +1,7 @@
 """ΔLM on the real SmolLM2: splicing leaves the loss unchanged for the identity, hurts for mean ablation,
 and the GLP / Gaussian-prior reconstructions run end to end."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -131,3 +132,25 @@ def test_delta_lm_reuses_given_base_losses_and_refuses_those_of_other_documents(
     assert again["delta_glp_1step"] == pytest.approx(first["delta_glp_1step"], abs=1e-12)
     with pytest.raises(Exception, match="other documents"):
         E.delta_lm(glp, store, n_docs=3, seq_len=48, batch=2, conds=("glp_1step",), base=(d["base"], d["n"]))
+
+
+@pytest.mark.parametrize("layer", [7, 29])
+def test_shared_lower_blocks_give_the_losses_of_full_forwards(small_glp, layer):
+    """splice_losses' fast path (blocks below L once per batch, acts/splice._prefix) equals a full hooked forward per
+    condition, for a middle layer and the last block, with and without KL."""
+    from lmlab.acts.positions import encode_docs
+    from lmlab.acts.splice import splice_losses
+    from lmlab.data.corpus import iter_documents
+    from lmlab.models import load_causal_lm
+
+    glp, _ = small_glp
+    model, tok = load_causal_lm("smollm2")
+    enc = encode_docs(tok, [d.text for _, d in zip(range(5), iter_documents(None, split="val"))], 40)
+    conds = {"base": None, "mean": lambda h: glp.normalizer.mean.expand_as(h) if layer == 7 else h.roll(1, -1),
+             "noise": lambda h: h + 0.1 * torch.randn(h.shape, generator=torch.Generator().manual_seed(0))}
+    fast = splice_losses(model, tok, enc, layer, conds, batch=2, kl=True)
+    slow = splice_losses(model, tok, enc, layer, conds, batch=2, kl=True, fast=False)
+    for name in conds:
+        for k in ("ce", "kl", "n"):
+            assert np.allclose(fast[name][k], slow[name][k], rtol=1e-5, atol=1e-5), (name, k)
+    assert fast["mean"]["ce"].sum() > fast["base"]["ce"].sum() + 1

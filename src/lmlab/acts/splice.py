@@ -25,24 +25,84 @@ def _target_logp(model, ids, mask, layer: int, sel, fn: Splice) -> torch.Tensor:
     fn.wants_sel: fn(h[sel], sel))."""
     from lmlab.acts.hooks import write_residual
 
-    def splice(h):
-        h = h.clone()
-        h[sel] = fn(h[sel], sel) if getattr(fn, "wants_sel", False) else fn(h[sel])
-        return h
-
     if fn is None:
         logits = model(ids, attention_mask=mask).logits
     else:
-        with write_residual(model, layer, splice):
+        with write_residual(model, layer, lambda h: _spliced(h, sel, fn)):
             logits = model(ids, attention_mask=mask).logits
     return torch.log_softmax(logits[:, :-1].float(), dim=-1)
 
 
+def _spliced(h: torch.Tensor, sel: torch.Tensor, fn: Splice) -> torch.Tensor:
+    """h (b, T, d) with rows h[sel] replaced by fn(h[sel]) (fn.wants_sel: fn(h[sel], sel)); fn None: h."""
+    if fn is None:
+        return h
+    h = h.clone()
+    h[sel] = fn(h[sel], sel) if getattr(fn, "wants_sel", False) else fn(h[sel])
+    return h
+
+
+@torch.no_grad()
+def _prefix(model, ids, mask, layer: int):
+    """Run blocks 0..layer once: (h (b, T, d) the block-L output, tail) with tail(h) -> (b, T, vocab) logits from
+    blocks L+1.. given the very inputs the full forward passes them (captured by a pre-hook: attention mask,
+    rotary embeddings, positions), then the final norm and the LM head. Every splice condition of a batch then
+    shares the blocks below L (the same operations as a full forward, run once instead of per condition). None
+    for a model whose tail lmlab cannot run this way (not Llama-shaped: model.model.layers / .norm, lm_head)."""
+    from lmlab.acts.hooks import _hidden, _Stop, check_layer
+
+    inner = getattr(model, "model", None)
+    blocks = getattr(inner, "layers", None)
+    if not (isinstance(blocks, torch.nn.ModuleList) and hasattr(inner, "norm") and hasattr(model, "lm_head")):
+        return None
+    check_layer(model, layer)
+    got: dict = {}
+
+    def grab_next(m, args, kwargs):  # inputs of block L + 1: args[0] is block L's output
+        got["h"], got["args"], got["kwargs"] = (args[0] if args else kwargs.pop("hidden_states")), args[1:], kwargs
+        raise _Stop
+
+    def grab_last(m, args, out):
+        got["h"], got["args"], got["kwargs"] = _hidden(out), (), {}
+        raise _Stop
+
+    last = layer == len(blocks) - 1
+    handle = (blocks[layer].register_forward_hook(grab_last) if last else
+              blocks[layer + 1].register_forward_pre_hook(grab_next, with_kwargs=True))
+    try:  # no KV cache: the captured inputs are reused by every condition's tail
+        model(ids, attention_mask=mask, use_cache=False)
+    except _Stop:
+        pass
+    finally:
+        handle.remove()
+    if "h" not in got:
+        return None
+
+    def tail(h: torch.Tensor) -> torch.Tensor:
+        for block in blocks[layer + 1:]:
+            h = _hidden(block(h, *got["args"], **got["kwargs"]))
+        return model.lm_head(inner.norm(h))
+
+    return got["h"], tail
+
+
+def _batch_logp(model, ids, mask, layer: int, sel, fast: bool):
+    """fn -> (b, T-1, vocab) next-token log-probabilities of one batch under splice fn: through `_prefix`'s shared
+    lower blocks when fast and the model allows it, else a full hooked forward per call."""
+    pre = _prefix(model, ids, mask, layer) if fast else None
+    if pre is None:
+        return lambda fn: _target_logp(model, ids, mask, layer, sel, fn)
+    h, tail = pre
+    return lambda fn: torch.log_softmax(tail(_spliced(h, sel, fn))[:, :-1].float(), dim=-1)
+
+
 @torch.no_grad()
 def splice_losses(model, tok, enc: list[list[int]], layer: int, conds: dict[str, Splice], batch: int = 8,
-                  prepend_bos: bool = True, kl: bool = False) -> dict[str, dict[str, np.ndarray]]:
+                  prepend_bos: bool = True, kl: bool = False, fast: bool = True) -> dict[str, dict[str, np.ndarray]]:
     """{condition: {"ce": (docs,), "kl": (docs,) (with kl=True), "n": (docs,)}} per-document sums over real
-    targets. fn None is the unspliced model; with kl=True it is run once per batch as the KL reference."""
+    targets. fn None is the unspliced model; with kl=True it is run once per batch as the KL reference.
+    fast: the blocks below L run once per batch for all conditions (`_prefix`; Llama-shaped models), else each
+    condition runs the full forward with a hook."""
     from lmlab.acts.positions import keep_positions, pad_batch, pad_id
 
     out = {name: {"ce": [], "kl": [], "n": []} for name in conds}
@@ -50,9 +110,10 @@ def splice_losses(model, tok, enc: list[list[int]], layer: int, conds: dict[str,
         ids, mask = pad_batch(enc[i:i + batch], pad_id(tok))
         sel = keep_positions(tok, ids, mask, prepend_bos)  # (b, T)
         tgt, w = ids[:, 1:], mask[:, 1:].double()
-        base = _target_logp(model, ids, mask, layer, sel, None) if kl else None
+        logp_of = _batch_logp(model, ids, mask, layer, sel, fast)
+        base = logp_of(None) if kl else None
         for name, fn in conds.items():
-            logp = base if (fn is None and base is not None) else _target_logp(model, ids, mask, layer, sel, fn)
+            logp = base if (fn is None and base is not None) else logp_of(fn)
             ce = -logp.gather(-1, tgt[..., None]).squeeze(-1).double()  # (b, T-1)
             out[name]["ce"].append((ce * w).sum(1).numpy())
             out[name]["n"].append(w.sum(1).numpy())
