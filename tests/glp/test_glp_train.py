@@ -30,6 +30,8 @@ def test_tiny_glp_learns_and_writes_runs_rows(store, tmp_path):
     rows = (tmp_path / "r" / "runs.csv").read_text().splitlines()
     assert rows[0].startswith("run,step,N,D,C,loss") and len(rows) - 1 == len(T.checkpoint_steps(200))
     assert (tmp_path / "r" / "glp.safetensors").is_file()
+    rows = [r for r in read_jsonl(tmp_path / "r" / "metrics.jsonl") if "eval" not in r]
+    assert all(r["grad_norm"] > 0 for r in rows)  # the pre-clip gradient norm of every logged step
 
 
 def test_batches_cover_train_rows_once_per_epoch_and_exclude_held_out(store):

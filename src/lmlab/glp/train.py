@@ -264,8 +264,9 @@ def load_batch(cfg, store, train_rows, step, rank, world, device, index: np.ndar
     return x, sigma, eps, ctx.to(device), mask.to(device)
 
 
-def train_step(cfg, model, glp, opt, batch, step, world) -> float:
-    """One optimizer step on a prepared batch (load_batch); returns the global mean loss."""
+def train_step(cfg, model, glp, opt, batch, step, world) -> dict:
+    """One optimizer step on a prepared batch (load_batch); returns {"loss": the global mean loss, "grad_norm":
+    the global gradient norm before clipping} (a spike from an outlier batch shows in the second)."""
     x, sigma, eps, *c = batch  # c: a context prior's (ctx raw, mask)
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=cfg.dtype == "bf16"):
         ctx = (glp.encode(c[0]), c[1]) if c else ()
@@ -277,10 +278,10 @@ def train_step(cfg, model, glp, opt, batch, step, world) -> float:
         lv /= world
     if not math.isfinite(lv.item()):
         raise NonFiniteLoss(f"non-finite GLP loss at step {step + 1}", "lower lr or use dtype=fp32; resume from the checkpoint")
-    torch.nn.utils.clip_grad_norm_(glp.net.parameters(), cfg.grad_clip)
+    gnorm = torch.nn.utils.clip_grad_norm_(glp.net.parameters(), cfg.grad_clip)
     opt.step()
     opt.zero_grad(set_to_none=True)
-    return lv.item()
+    return {"loss": lv.item(), "grad_norm": float(gnorm)}
 
 
 def train_glp(cfg: GLPTrainConfig, out: str | Path, resume: bool = False, progress: bool = True) -> dict:
@@ -314,10 +315,10 @@ def train_glp(cfg: GLPTrainConfig, out: str | Path, resume: bool = False, progre
     def step_fn(step: int, batch) -> dict:
         for gr in opt.param_groups:
             gr["lr"] = lr_at(cfg, step)
-        loss = train_step(cfg, model, glp, opt, batch, step, world)
+        m = train_step(cfg, model, glp, opt, batch, step, world)
         if ema is not None:
             _ema_update(ema, glp.net, min(cfg.ema, (1 + step) / (10 + step)))
-        return {"loss": loss, "lr": opt.param_groups[0]["lr"]}
+        return {**m, "lr": opt.param_groups[0]["lr"]}
 
     # MFU with the paper's 6 N FLOPs per activation (the time path the trainer deduplicates is counted; a context
     # prior adds its per-slot context projections, net.forward_flops)
