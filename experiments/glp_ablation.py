@@ -124,7 +124,7 @@ def run_cells(args) -> None:
 
     from lmlab.acts.store import ActivationStore
     from lmlab.glp.evaluate import heldout_real
-    from lmlab.io import write_json
+    from lmlab.io import with_placeholders, write_json
     from lmlab.models import load_causal_lm
 
     out, cells = Path(args.out), cell_table(args.cell)
@@ -145,7 +145,7 @@ def run_cells(args) -> None:
             cfg, train_s = train(store, runs / name / f"s{seed}", cells[name][1] + args.overrides, seed)
             res = score(runs / name / f"s{seed}", store, real, lm, args, base)
             base = res["delta_lm"]["per_doc"]["base"], res["delta_lm"]["per_doc"]["n"]
-            write_json(path, _placeholders({"cell": name, "factor": cells[name][0], "overrides": cells[name][1] + args.overrides,
+            write_json(path, with_placeholders({"cell": name, "factor": cells[name][0], "overrides": cells[name][1] + args.overrides,
                               "seed": seed,
                               "base": BASE, "config": cfg, **res, "train_seconds_this_call": round(train_s, 1),
                               "seconds": round(time.perf_counter() - t0, 1), "threads": torch.get_num_threads(),
@@ -156,14 +156,6 @@ def run_cells(args) -> None:
             print(f"{name} s{seed}: ΔLM1 {res['delta_lm']['delta_glp_1step']:.3f} ΔLM10 "
                   f"{res['delta_lm']['delta_glp_10step']:.3f} acc {res['acc_100step']:.3f} "
                   f"({time.perf_counter() - t0:.0f} s, load {os.getloadavg()[0]:.2f})", flush=True)
-
-
-def _placeholders(obj: dict, paths: dict[str, str]) -> dict:
-    """obj with this machine's paths (store, run directories) written as placeholders (committed JSON)."""
-    text = json.dumps(obj)
-    for path, name in sorted(paths.items(), key=lambda kv: -len(kv[0])):
-        text = text.replace(json.dumps(path)[1:-1], name)
-    return json.loads(text)
 
 
 def _arrays(rows: list[dict], metric: str):

@@ -82,16 +82,14 @@ def score(glp, store, args, lm, base=None) -> dict:
 
 
 def paired_diff(a: dict, b: dict, cond: str, n_boot: int = 4000) -> dict:
-    """ΔLM(a) − ΔLM(b) for one condition, 95% bootstrap over the same documents."""
+    """ΔLM(a) − ΔLM(b) for one condition, 95% bootstrap over the same documents (acts.splice.paired_delta_ci)."""
     import numpy as np
 
-    from lmlab.glp.stats import paired_resamples, percentile_ci
+    from lmlab.acts.splice import paired_delta_ci
 
     n = np.asarray(a["per_doc"]["n"], float)
     da, db = np.asarray(a["per_doc"][cond], float), np.asarray(b["per_doc"][cond], float)
-    i = paired_resamples(len(n), n_boot, seed=0)
-    d = (da[i].sum(1) - db[i].sum(1)) / n[i].sum(1)
-    return {"mean": float((da.sum() - db.sum()) / n.sum()), "ci95": percentile_ci(d)}
+    return {"mean": float((da.sum() - db.sum()) / n.sum()), "ci95": paired_delta_ci(da, n, db, n_boot=n_boot)}
 
 
 def main(argv=None) -> int:
@@ -100,7 +98,7 @@ def main(argv=None) -> int:
     from lmlab.acts.store import ActivationStore
     from lmlab.glp.load import load_glp
     from lmlab.glp.train import train_glp
-    from lmlab.io import read_json, write_json
+    from lmlab.io import read_json, with_placeholders, write_json
     from lmlab.models import load_causal_lm
     from lmlab.runs import checkpoint
 
@@ -126,9 +124,9 @@ def main(argv=None) -> int:
            "train_seconds_this_call": round(train_s, 1), "seconds": round(time.perf_counter() - t0, 1),
            "threads": torch.get_num_threads(), "loadavg_start": list(load0), "loadavg_end": list(os.getloadavg()),
            "command": " ".join(["python", "experiments/glp_context.py", *sys.argv[1:]])}
-    text = json.dumps(out).replace(single["store"], "STORE").replace(str(Path(args.runs)), "RUNS")
     stem = "context" if args.match == "compute" else "context_same_steps"
-    write_json(Path(args.out) / f"{stem}.json", json.loads(text.replace(str(Path(args.single)), "SINGLE")))
+    write_json(Path(args.out) / f"{stem}.json", with_placeholders(
+        out, {single["store"]: "STORE", str(Path(args.runs)): "RUNS", str(Path(args.single)): "SINGLE"}))
     plot(out, Path(args.out) / f"{stem}.png")
     print(json.dumps({k: out[k] for k in ("budget", "context_minus_single")}, indent=1))
     return 0

@@ -91,3 +91,11 @@ def test_callers_own_metrics_log_tolerates_a_torn_tail(tmp_path, capsys):
     p.write_text('{"step": 1, "loss": 5.0}\n{"step": 2, "loss": 4.0}\n{"step": 3, "lo')
     assert loss_curve(p, tmp_path / "l.png").is_file()
     assert "metrics.jsonl:3: dropped a torn last line" in capsys.readouterr().err
+
+
+def test_with_placeholders_names_nested_paths_longest_first():
+    from lmlab.io import with_placeholders
+
+    obj = {"store": "/m/stores/l15", "run": "/m/stores/l15/runs/a", "cmd": "x --out /m/stores/l15/runs/a/b", "n": 3}
+    out = with_placeholders(obj, {"/m/stores/l15": "STORE", "/m/stores/l15/runs/a": "RUN"})
+    assert out == {"store": "STORE", "run": "RUN", "cmd": "x --out RUN/b", "n": 3}

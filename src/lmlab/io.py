@@ -67,6 +67,16 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
 
 
+def with_placeholders(obj: Any, paths: dict[str, str]) -> Any:
+    """obj (JSON-able) with this machine's paths written as placeholders ({"/data/stores/l15": "STORE"}): results
+    committed to docs/ never name one machine's directories. Longest path first, so a nested path keeps its own
+    name."""
+    text = json.dumps(obj, default=_json_default)
+    for path, name in sorted(paths.items(), key=lambda kv: -len(kv[0])):
+        text = text.replace(json.dumps(str(path))[1:-1], name)
+    return json.loads(text)
+
+
 def read_json(path: str | os.PathLike) -> Any:
     from lmlab.errors import DataError
 

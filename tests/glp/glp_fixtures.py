@@ -19,6 +19,34 @@ def store(tmp_path_factory):
 
 
 
+def crash_and_resume(cfg, tmp_path, monkeypatch, die_at: int, check=None):
+    """Train cfg to the end in tmp_path/ref; train it again in tmp_path/v with the process dying at step die_at
+    (only what is on disk survives), then resume v. check(batch) sees every batch of the dying run.
+    -> (metrics losses of ref, of v; glp.safetensors of ref, of v) for the caller's exactness checks."""
+    from safetensors.torch import load_file
+
+    from lmlab.glp import train as T
+    from lmlab.io import read_jsonl
+
+    T.train_glp(cfg, tmp_path / "ref", progress=False)
+    real = T.train_step
+
+    def dying(cfg_, model, glp, opt, batch, step, *a):
+        if check is not None:
+            check(batch)
+        if step == die_at:
+            raise KeyboardInterrupt
+        return real(cfg_, model, glp, opt, batch, step, *a)
+
+    monkeypatch.setattr(T, "train_step", dying)
+    with pytest.raises(KeyboardInterrupt):
+        T.train_glp(cfg, tmp_path / "v", progress=False)
+    monkeypatch.setattr(T, "train_step", real)
+    T.train_glp(cfg, tmp_path / "v", resume=True, progress=False)
+    losses = [{r["step"]: r["loss"] for r in read_jsonl(tmp_path / run / "metrics.jsonl") if "eval" not in r}
+              for run in ("ref", "v")]
+    return (*losses, *(load_file(tmp_path / run / "glp.safetensors") for run in ("ref", "v")))
+
 
 # ---- official checkpoint folders (reference glp.md §5.6), written by hand from the layout's rules ----------------
 OFFICIAL_CONFIG = """model_name: {model}

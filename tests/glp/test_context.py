@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from glp_fixtures import crash_and_resume
 
 from lmlab.config import apply_overrides, get_preset
 from lmlab.errors import ConfigError, DataError
@@ -188,24 +189,12 @@ def _losses(run):
 
 def test_context_run_resumes_exactly(planted, tmp_path, monkeypatch):
     cfg = _cfg(planted, "max_steps=24", "ckpt_every=8", "log_every=1", "net.context=2", "batch_size=64")
-    T.train_glp(cfg, tmp_path / "ref", progress=False)
-    real = T.train_step
 
-    def dying(cfg_, model, glp, opt, batch, step, *a):
+    def check(batch):
         assert len(batch) == 5 and batch[3].shape == (64, 2, D)  # (x, sigma, eps, ctx, mask)
-        if step == 13:
-            raise KeyboardInterrupt
-        return real(cfg_, model, glp, opt, batch, step, *a)
 
-    monkeypatch.setattr(T, "train_step", dying)
-    with pytest.raises(KeyboardInterrupt):
-        T.train_glp(cfg, tmp_path / "v", progress=False)
-    monkeypatch.setattr(T, "train_step", real)
-    T.train_glp(cfg, tmp_path / "v", resume=True, progress=False)
-    assert _losses(tmp_path / "ref") == _losses(tmp_path / "v")
-    from safetensors.torch import load_file
-
-    a, b = load_file(tmp_path / "ref" / "glp.safetensors"), load_file(tmp_path / "v" / "glp.safetensors")
+    la, lb, a, b = crash_and_resume(cfg, tmp_path, monkeypatch, die_at=13, check=check)
+    assert la == lb
     assert all(torch.equal(a[k], b[k]) for k in a) and any("ctx_attn" in k for k in a)
 
 

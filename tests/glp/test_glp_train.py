@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from glp_fixtures import D, store  # noqa: F401  (store is a fixture)
+from glp_fixtures import D, crash_and_resume, store  # noqa: F401  (store is a fixture)
 
 from lmlab.config import apply_overrides, get_preset
 from lmlab.errors import DataError, ResumeMismatch
@@ -74,25 +74,12 @@ def test_train_subset_is_nested_the_same_for_every_seed_and_only_it_is_trained_o
 @pytest.mark.parametrize("ema", [None, 0.9])
 def test_resume_after_a_crash_is_exact(store, tmp_path, monkeypatch, ema):
     cfg = _cfg(store, "max_steps=40", "ckpt_every=10", "log_every=1", "dtype=fp32", f"ema={json.dumps(ema)}")
-    T.train_glp(cfg, tmp_path / "ref", progress=False)
-    real = T.train_step
-
-    def dying(cfg_, model, glp, opt, batch, step, *a):
-        if step == 25:
-            raise KeyboardInterrupt  # the process dies here; only what is on disk survives
-        return real(cfg_, model, glp, opt, batch, step, *a)
-
-    monkeypatch.setattr(T, "train_step", dying)
-    with pytest.raises(KeyboardInterrupt):
-        T.train_glp(cfg, tmp_path / "v", progress=False)
-    monkeypatch.setattr(T, "train_step", real)
-    T.train_glp(cfg, tmp_path / "v", resume=True, progress=False)
-    assert _losses(tmp_path / "ref") == _losses(tmp_path / "v")
-    from safetensors.torch import load_file
-
-    a, b = load_file(tmp_path / "ref" / "glp.safetensors"), load_file(tmp_path / "v" / "glp.safetensors")
+    la, lb, a, b = crash_and_resume(cfg, tmp_path, monkeypatch, die_at=25)
+    assert la == lb
     assert all(torch.equal(a[k], b[k]) for k in a)  # the EMA weights too
     if ema:  # the artifact is the EMA, not the raw weights
+        from safetensors.torch import load_file
+
         raw = load_file(tmp_path / "ref" / "glp.raw.safetensors")
         assert not torch.equal(raw["net.in_proj.weight"], a["net.in_proj.weight"])
     with pytest.raises(ResumeMismatch, match=r"differs from the saved GLP run in .*lr \(0.001 -> 0.1\)"):
