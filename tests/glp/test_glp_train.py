@@ -34,6 +34,18 @@ def test_tiny_glp_learns_and_writes_runs_rows(store, tmp_path):
     assert all(r["grad_norm"] > 0 for r in rows)  # the pre-clip gradient norm of every logged step
 
 
+def test_adam_beta2_reaches_the_optimizer_and_is_checked(store):
+    from lmlab.acts.store import ActivationStore
+    from lmlab.errors import ConfigError
+
+    cfg = _cfg(store, "adam_beta2=0.95")
+    _, opt = T.build_glp(cfg, ActivationStore.open(store), torch.device("cpu"))
+    assert opt.param_groups[0]["betas"] == (0.9, 0.95)
+    for bad in ("1.0", "0", "-0.5"):
+        with pytest.raises(ConfigError, match="adam_beta2"):
+            _cfg(store, f"adam_beta2={bad}")
+
+
 def test_batches_cover_train_rows_once_per_epoch_and_exclude_held_out(store):
     from lmlab.acts.store import HELD_OUT_MOD, ActivationStore, batch_rows, split_rows
 
