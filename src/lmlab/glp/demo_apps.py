@@ -10,12 +10,18 @@ PROMPT = "My neighbour told me that"
 """The prompt whose continuation each row shows (the others only enter the mean scores)."""
 STEER_CONCEPT = "medical"
 """Demo concept (a corpus concept: the classifier trains on its held-out val documents)."""
-STEER_R = 0.6
-"""Demo strength r (alpha = r x mean activation norm). Provisional (plain addition on SmolLM2 L15, medical, 6
-prompts: r = 0.6 gives "she had a rare disease of the liver, which is a metabolic disorder..." while r = 1.0
-gives punctuation loops); set it from experiments/glp_steer_frontier.py's result."""
+STEER_R = 0.5
+"""Demo strength r (alpha = r x mean activation norm), from experiments/glp_steer_frontier.py (docs/results.md,
+issue 19 part 2; 100 prompts, SmolLM2 L15, medical): plain addition at every position, r = 0.5, raises the concept
+probability 0.30 -> 0.60 with distinct-2 0.955 and 97% of continuations passing the fluency rule ("...larynx to
+produce the vocal cords. The larynx is a cartilage ring..."); at r >= 1.5 the text degenerates into loops."""
+STEER_POSITIONS = "all"
+"""Where the edit applies (steering/modes.py steer_positions): all prompt positions and every generated token."""
 STEER_GLP_MODE = "sdedit"
 """The GLP row's mode (steering/modes.py)."""
+STEER_SIGMA_S = 0.25
+"""The GLP row's noise level: the frontier's only GLP setting as fluent as plain addition at matched concept
+(the paper's 0.4742 costs +0.3 to +0.8 nats of NLL there); paper_steps(0.25) = 6 Euler steps."""
 
 
 def _steer_rows(model, tok, layer, prompts, d, probe, glp, alpha, mode, n_tok) -> dict:
@@ -26,8 +32,9 @@ def _steer_rows(model, tok, layer, prompts, d, probe, glp, alpha, mode, n_tok) -
 
     rows = {}
     for name in ("unsteered", "plain", mode):
-        fn = None if name == "unsteered" else S.Steer(d.w, alpha, name, glp if name != "plain" else None)
-        p, c, _ = S.generate(model, tok, prompts, layer, fn, n_tok)
+        fn = None if name == "unsteered" else S.Steer(d.w, alpha, name, glp if name != "plain" else None,
+                                                        sigma_s=STEER_SIGMA_S, steps=S.paper_steps(STEER_SIGMA_S))
+        p, c, _ = S.generate(model, tok, prompts, layer, fn, n_tok, positions=STEER_POSITIONS)
         m = S.continuation_metrics(model, tok, layer, p, c, d, None, None, probe=probe)
         rows[name] = {"text": prompts[0] + tok.decode(c[0], skip_special_tokens=True),
                       **{k: float(m[k].mean()) for k in ("probe", "nll", "distinct2", "fluent")},
@@ -59,14 +66,16 @@ def _steer_text(steer: dict, layer: int) -> str:
     """What the steering rows are and, in one line, what their numbers mean."""
     p = steer["probe"]
     return (f"Steering at layer {layer} along a {steer['concept']} DiffMean direction, r = {steer['r']} (alpha = r x "
-            f"mean activation norm = {steer['alpha']:.1f}), on the LAST position of every forward call; plain = "
-            f"activation addition, {steer['mode']} = the GLP post-processing (steering/modes.py). Each row: the "
+            f"mean activation norm = {steer['alpha']:.1f}), at {STEER_POSITIONS} positions; plain = activation "
+            f"addition, {steer['mode']} = the GLP post-processing from sigma_s {STEER_SIGMA_S} (steering/modes.py). "
+            f"Each row: the "
             f"first prompt's continuation; scores are means over {steer['n_prompts']} prompts. "
             f"How to read them: concept = p({steer['concept']}) from a classifier trained on held-out "
             f"{steer['concept']} text (held-out document AUC {p['auc_doc']:.2f}), higher than the unsteered row = "
             "on-concept; NLL = nats/token under the unsteered model, near the unsteered row = fluent; distinct-2 = "
             "unique token bigrams, low = repetition loops (which also LOWER the NLL); steering works when concept "
-            "rises while NLL and distinct-2 stay near the unsteered row. ")
+            "rises while NLL and distinct-2 stay near the unsteered row. On 100 prompts with the best CPU prior, "
+            "no GLP mode beat plain addition at matched concept (docs/results.md, issue 19 part 2). ")
 
 
 def demo_stage(out: Path, quick: bool, store_dir: Path, glp_dir: Path, concept: str = STEER_CONCEPT,
