@@ -59,6 +59,9 @@ def train_until(store: str, run: Path, beta2: float, max_steps: int, stop: int) 
         time.sleep(2)
     proc.terminate()
     proc.wait()
+    if last_step(run / "metrics.jsonl") < stop:
+        sys.exit(f"error: the run {run} ended at step {last_step(run / 'metrics.jsonl')} before step {stop} "
+                 f"(exit code {proc.returncode}); see its metrics.jsonl, then rerun (it resumes)")
     return time.perf_counter() - t0
 
 
@@ -100,14 +103,17 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     out, runs = Path(args.out), Path(args.runs)
     out.mkdir(parents=True, exist_ok=True)
-    load0, res = os.getloadavg(), {"runs": {}, "seconds": {}}
+    prev = out / "beta2_spike.json"
+    res = json.loads(prev.read_text()) if prev.is_file() else {}  # an --analyse-only rerun keeps the timings
+    res = {"runs": {}, **{k: res.get(k, {}) for k in ("seconds", "train_loadavg", "train_note")}}
     for beta2 in args.betas.split(","):
         run = runs / f"beta2_{beta2}"
         if not args.analyse_only:
+            load0 = os.getloadavg()
             res["seconds"][beta2] = train_until(args.store, run, float(beta2), args.max_steps, args.stop)
+            res["train_loadavg"][beta2] = {"start": list(load0), "end": list(os.getloadavg())}
         res["runs"][beta2] = series(run / "metrics.jsonl", args.stop)
-    res.update(command="python " + " ".join(sys.argv), recipe=RECIPE, max_steps=args.max_steps, stop=args.stop,
-               loadavg_start=list(load0), loadavg_end=list(os.getloadavg()))
+    res.update(command="python " + " ".join(sys.argv), recipe=RECIPE, max_steps=args.max_steps, stop=args.stop)
     write_json(out / "beta2_spike.json", with_placeholders(res, {args.store: "STORE", args.runs: "RUNS",
                                                                   args.out: "OUT"}))
     plot(res, out / "beta2_spike.png")

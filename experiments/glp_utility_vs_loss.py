@@ -57,40 +57,53 @@ def ols_trend(x, y, n_boot: int = 4000, seed: int = 0) -> dict:
 
 
 def collect(args) -> list[dict]:
-    """One row per ablation GLP: common held-out loss and its ΔLMs (from the cell JSON)."""
+    """One row per ablation GLP: common held-out loss and its ΔLMs (from the cell JSON). A GLP whose run directory
+    is gone (runs live on one machine, cell JSONs are committed) keeps the loss of OUT/utility_vs_loss.json."""
     from lmlab.acts.store import ActivationStore
     from lmlab.glp.load import load_glp
     from lmlab.glp.probe import glp_heldout_loss
     from lmlab.io import read_json
 
     store = ActivationStore.open(args.store)
+    prev = Path(args.out) / "utility_vs_loss.json"
+    cached = {r["glp"]: r["common_heldout_loss"] for r in read_json(prev)["rows"]} if prev.is_file() else {}
     rows = []
     for f in sorted(Path(args.ablation, "cells").glob("*/s*.json")):
         r = read_json(f)
-        run = Path(args.runs) / r["cell"] / f"s{r['seed']}"
-        rows.append({"glp": f"{r['cell']}/s{r['seed']}", "cell": r["cell"], "seed": r["seed"],
-                     "common_heldout_loss": glp_heldout_loss(load_glp(run), store),
+        run, label = Path(args.runs) / r["cell"] / f"s{r['seed']}", f"{r['cell']}/s{r['seed']}"
+        if (run / "glp.safetensors").is_file():
+            loss = glp_heldout_loss(load_glp(run), store)
+        elif label in cached:
+            loss = cached[label]
+        else:
+            print(f"{label}: no run directory and no cached loss; left out", flush=True)
+            continue
+        rows.append({"glp": label, "cell": r["cell"], "seed": r["seed"], "common_heldout_loss": loss,
                      "delta_glp_1step": r["delta_lm"]["delta_glp_1step"],
                      "delta_glp_10step": r["delta_lm"]["delta_glp_10step"], "acc_100step": r["acc_100step"]})
-        print(f"{rows[-1]['glp']}: loss {rows[-1]['common_heldout_loss']:.4f}", flush=True)
+        print(f"{label}: loss {loss:.4f}", flush=True)
     return rows
 
 
 def probe_rows(args, rows: list[dict]) -> list[dict]:
-    """Mean 1-D meta AUC for the probed GLPs (cached in OUT/probe_rows.json)."""
+    """Mean 1-D meta AUC for the probed GLPs, cached in OUT/probe_rows.json: a rerun probes only the GLPs of
+    --probe-seeds (and specs) not in the cache whose run directory exists."""
     from lmlab.glp.load import load_glp
     from lmlab.glp.probe import ProbeConfig, probe_family
     from lmlab.io import read_json, write_json
 
     cache = Path(args.out) / "probe_rows.json"
-    if cache.is_file():
-        return read_json(cache)["rows"]
+    done = read_json(cache)["rows"] if cache.is_file() else []
+    have = {p["glp"] for p in done}
     seeds = {int(s) for s in args.probe_seeds.split(",")}
-    glps = {r["glp"]: load_glp(Path(args.runs) / r["cell"] / f"s{r['seed']}") for r in rows if r["seed"] in seeds}
-    glps.update({s.split("=", 1)[0]: load_glp(s.split("=", 1)[1]) for s in args.specs})
-    res = probe_family(glps, ProbeConfig(store=args.store, docs_per_domain=args.docs_per_domain), 0.1)
-    write_json(cache, {"rows": res, "docs_per_domain": args.docs_per_domain, "sigma": 0.1})
-    return res
+    runs = {r["glp"]: Path(args.runs) / r["cell"] / f"s{r['seed']}" for r in rows if r["seed"] in seeds}
+    specs = dict(s.split("=", 1) for s in args.specs)  # run dirs, official folders or hub ids: always probed
+    runs.update(specs)
+    todo = {k: load_glp(v) for k, v in runs.items() if k not in have and (k in specs or Path(v).exists())}
+    if todo:
+        done = done + probe_family(todo, ProbeConfig(store=args.store, docs_per_domain=args.docs_per_domain), 0.1)
+        write_json(cache, {"rows": done, "docs_per_domain": args.docs_per_domain, "sigma": 0.1})
+    return done
 
 
 def plot(result: dict, png: Path) -> None:

@@ -170,3 +170,12 @@ def test_log_option_on_the_cli(tmp_path):
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "--log 'mlflow'" in bad.stderr
     for stage in ("glp", "sae"):
         assert "--log" in run_lmlab(stage, "train", "--help", env={"COLUMNS": "200"}, check=True).stdout
+
+
+def test_a_field_added_since_an_old_run_compares_with_its_default():
+    # an older run's config.json lacks a field added later (adam_beta2, net.context): it used the default
+    old, defaults = {"lr": 1, "net": {"w": 2}}, {"lr": 0.1, "adam_beta2": 0.999, "net": {"w": 8, "context": 0}}
+    assert config_diff(old, {"lr": 1, "adam_beta2": 0.999, "net": {"w": 2, "context": 0}}, defaults=defaults) == []
+    assert config_diff(old, {"lr": 1, "adam_beta2": 0.95, "net": {"w": 2, "context": 8}}, defaults=defaults) == [
+        "adam_beta2 (0.999 -> 0.95)", "net.context (0 -> 8)"]
+    assert config_diff(old, {"lr": 1, "adam_beta2": 0.999, "net": {"w": 2}}) == ["adam_beta2 (None -> 0.999)"]

@@ -14,14 +14,16 @@ STEER_R = 0.5
 """Demo strength r (alpha = r x mean activation norm), from experiments/glp_steer_frontier.py (docs/results.md,
 issue 19 part 2; 100 prompts, SmolLM2 L15, medical): plain addition at every position, r = 0.5, raises the concept
 probability 0.30 -> 0.60 with distinct-2 0.955 and 97% of continuations passing the fluency rule ("...larynx to
-produce the vocal cords. The larynx is a cartilage ring..."); at r >= 1.5 the text degenerates into loops."""
+produce the vocal cords. The larynx is a cartilage ring..."), at an NLL of 3.10 vs 1.37 unsteered; at r >= 1.5
+the text degenerates into loops."""
 STEER_POSITIONS = "all"
 """Where the edit applies (steering/modes.py steer_positions): all prompt positions and every generated token."""
 STEER_GLP_MODE = "sdedit"
 """The GLP row's mode (steering/modes.py)."""
 STEER_SIGMA_S = 0.25
-"""The GLP row's noise level: the frontier's only GLP setting as fluent as plain addition at matched concept
-(the paper's 0.4742 costs +0.3 to +0.8 nats of NLL there); paper_steps(0.25) = 6 Euler steps."""
+"""The GLP row's noise level: the frontier's only GLP setting as fluent as plain addition at matched concept,
+measured at the last position (the paper's 0.4742 costs +0.3 to +0.8 nats of NLL there; 0.25 at every position
+was not on the grid); paper_steps(0.25) = 6 Euler steps."""
 
 
 def _steer_rows(model, tok, layer, prompts, d, probe, glp, alpha, mode, n_tok) -> dict:

@@ -311,7 +311,7 @@ def train_glp(cfg: GLPTrainConfig, out: str | Path, resume: bool = False, progre
     runs_csv = Path(cfg.runs_csv or out / runs.RUNS_CSV)
     tracking.check(cfg.log)  # a missing tracker package fails before anything is written
     start = runs.start_run(out, asdict(cfg), resume, runs_csv, runs.run_name(out), what="GLP run",
-                           restore=(saved, opt))
+                           restore=(saved, opt), defaults=asdict(GLPTrainConfig()))
     dist.print0(glp.net.summary())
     model = dist.ddp(glp, device)
     ev, n = heldout_set(store, held, cfg, glp, device, index), sum(p.numel() for p in glp.net.parameters())

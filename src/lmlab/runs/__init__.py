@@ -23,12 +23,13 @@ FREE_ON_RESUME = frozenset({"log"})
 
 
 def start_run(out: Path, config: dict, resume: bool, runs_csv: Path, name: str, what: str = "run",
-              restore: tuple | None = None) -> int:
+              restore: tuple | None = None, defaults: dict | None = None) -> int:
     """Check the run directory and return the step to start from (0 for a new run). torchrun-aware: rank 0
     writes, every rank returns the same step. A new run writes config.json and clears metrics.jsonl; a
     resumed one checks the config field by field, then rolls metrics.jsonl and runs.csv back to the step of
     its checkpoint (the steps after it are re-run and re-logged) and, given restore=(module, optimizer),
-    loads the checkpoint into them."""
+    loads the checkpoint into them. `defaults` (the config class's defaults as a dict): a field missing from an
+    older run's config.json was added since, and that run used its default."""
     from lmlab import dist
     from lmlab.errors import ResumeMismatch
     from lmlab.io import read_json, write_json
@@ -49,7 +50,7 @@ def start_run(out: Path, config: dict, resume: bool, runs_csv: Path, name: str, 
         return 0
     if ck is None:
         raise ResumeMismatch(f"--resume: {out} has no checkpoint", "drop --resume to start a new run there")
-    diff = config_diff(read_json(out / CONFIG), config)
+    diff = config_diff(read_json(out / CONFIG), config, defaults=defaults)
     if diff:
         raise ResumeMismatch(f"--resume: config differs from the saved {what} in {', '.join(diff)}",
                              "resume with the saved config (or start a new --out)")
@@ -63,16 +64,16 @@ def start_run(out: Path, config: dict, resume: bool, runs_csv: Path, name: str, 
     return step
 
 
-def config_diff(saved: dict, new: dict, prefix: str = "") -> list[str]:
+def config_diff(saved: dict, new: dict, prefix: str = "", defaults: dict | None = None) -> list[str]:
     """Every field whose value differs, as 'a.b (old -> new)', recursing into nested sections (FREE_ON_RESUME
-    fields are not compared)."""
-    out = []
+    fields are not compared). A field absent from `saved` but present in `defaults` takes its default there."""
+    out, defaults = [], defaults or {}
     for k in sorted(set(saved) | set(new)):
         if k in FREE_ON_RESUME:
             continue
-        a, b = saved.get(k), new.get(k)
+        a, b = saved.get(k, defaults.get(k)), new.get(k)
         if isinstance(a, dict) and isinstance(b, dict):
-            out += config_diff(a, b, f"{prefix}{k}.")
+            out += config_diff(a, b, f"{prefix}{k}.", defaults.get(k) if isinstance(defaults.get(k), dict) else None)
         elif a != b:
             out.append(f"{prefix}{k} ({a!r} -> {b!r})")
     return out
