@@ -21,9 +21,9 @@ STEER_POSITIONS = "all"
 STEER_GLP_MODE = "sdedit"
 """The GLP row's mode (steering/modes.py)."""
 STEER_SIGMA_S = 0.25
-"""The GLP row's noise level: the frontier's only GLP setting as fluent as plain addition at matched concept,
-measured at the last position (the paper's 0.4742 costs +0.3 to +0.8 nats of NLL there; 0.25 at every position
-was not on the grid); paper_steps(0.25) = 6 Euler steps."""
+"""The GLP row's noise level: the frontier's only GLP setting as fluent as plain addition at matched concept
+(NLL gap +0.045 [-0.117, +0.221] at every position; the paper's 0.4742 costs +0.3 to +0.8 nats of NLL there);
+paper_steps(0.25) = 6 Euler steps."""
 
 
 def _steer_rows(model, tok, layer, prompts, d, probe, glp, alpha, mode, n_tok) -> dict:
