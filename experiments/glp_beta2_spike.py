@@ -78,11 +78,9 @@ def series(metrics: Path, stop: int) -> dict:
 
 
 def plot(res: dict, png: Path) -> None:
-    import matplotlib
+    from lmlab.report.plots import pyplot, save_png
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
     for beta2, s in res["runs"].items():
         a.plot(s["step"], s["loss"], label=f"β2 = {beta2}: train")
@@ -92,19 +90,17 @@ def plot(res: dict, png: Path) -> None:
     b.set(xlabel="step", ylabel="gradient norm before clipping (clip 1.0)", yscale="log")
     a.legend(fontsize=7), b.legend(fontsize=7)
     fig.tight_layout()
-    tmp = png.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=120)
-    os.replace(tmp, png)
+    save_png(fig, png)
 
 
 def main(argv=None) -> int:
-    from lmlab.io import with_placeholders, write_json
+    from lmlab.io import read_json, with_placeholders, write_json
 
     args = parse_args(argv)
     out, runs = Path(args.out), Path(args.runs)
     out.mkdir(parents=True, exist_ok=True)
     prev = out / "beta2_spike.json"
-    res = json.loads(prev.read_text()) if prev.is_file() else {}  # an --analyse-only rerun keeps the timings
+    res = read_json(prev) if prev.is_file() else {}  # an --analyse-only rerun keeps the timings
     res = {"runs": {}, **{k: res.get(k, {}) for k in ("seconds", "train_loadavg", "train_note")}}
     for beta2 in args.betas.split(","):
         run = runs / f"beta2_{beta2}"
