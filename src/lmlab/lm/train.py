@@ -348,7 +348,8 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
     run = _Run(cfg, out)
     cfg.model.vocab_size = run.tok.vocab_size  # the architecture follows the dataset's tokenizer
     tracking.check(cfg.log)  # a missing tracker package fails before anything is written
-    start = runs.start_run(out, _saved_config(cfg), resume, run.runs_csv, run.name)
+    start = runs.start_run(out, _saved_config(cfg), resume, run.runs_csv, run.name,
+                           defaults=_saved_config(TrainConfig()))
     state = {"step": 0, "tokens": 0, "trained_tokens": 0.0, "last_eval": {}}
     torch.manual_seed(cfg.seed)
     raw = GPT(cfg.model).to(run.device)

@@ -230,7 +230,7 @@ def train_sae(cfg: SAETrainConfig, out: str | Path, resume: bool = False, progre
     runs_csv = Path(cfg.runs_csv or out / runs.RUNS_CSV)
     tracking.check(cfg.log)  # a missing tracker package fails before anything is written
     start = runs.start_run(out, asdict(cfg), resume, runs_csv, runs.run_name(out), what="SAE run",
-                           restore=(model, opt))
+                           restore=(model, opt), defaults=asdict(SAETrainConfig()))
     dist.print0(model.sae.summary())
     wrapped = dist.ddp(model, device)
     rng = np.random.default_rng([cfg.seed, 2])
