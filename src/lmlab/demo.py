@@ -68,7 +68,7 @@ def _plan(quick: bool, out: Path = Path("demo-out")) -> Plan:
         cfg = get_preset("lm", "demo")
     cfg.data = str(out / "data")
     acts = HarvestConfig(model="smollm2", layer=15, tokens=5_000 if quick else 100_000, out=str(out / "acts"),
-                         seq_len=256, batch=16, dtype="bf16")
+                         seq_len=256, batch=16)  # dtype auto: bf16 only where native
     glp = apply_overrides(get_preset("glp", "tiny" if quick else "smollm2-d3"),
                           [f"store={json.dumps(acts.out)}"] + (["max_steps=30", "batch_size=128", "eval_rows=64"]
                                                               if quick else ["max_steps=300", "ckpt_every=100"]))

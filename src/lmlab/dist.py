@@ -60,6 +60,32 @@ def device(spec: str = "auto"):
     return torch.device("cuda", local_rank())
 
 
+def native_bf16(device) -> bool:
+    """Whether `device` runs bf16 matmuls in hardware: a CUDA GPU that supports bf16 (Ampere and later), or a
+    CPU with AVX512-BF16 or AMX tiles. Elsewhere torch emulates bf16 through fp32, and it is slower than fp32
+    itself: on a 2-core AVX2 EPYC, GLP training ran 36x and the harvest 4.6x slower in bf16 than in fp32
+    (bench/dtype_speed.py, docs/benchmarks.md)."""
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    cpu = torch.cpu  # the capability probes are private; a torch without them counts as "not native"
+    return any(getattr(cpu, probe, lambda: False)() for probe in ("_is_avx512_bf16_supported",
+                                                                   "_is_amx_tile_supported"))
+
+
+def compute_dtype(spec: str, device) -> str:
+    """The compute dtype a config's `dtype` means on `device`: "auto" -> "bf16" where native_bf16(device), else
+    "fp32"; "bf16" and "fp32" as given. An explicit "bf16" on a device that emulates it runs, with one line on
+    stderr (it is a choice, e.g. to match a GPU run's numerics; it is not fast)."""
+    if spec == "auto":
+        return "bf16" if native_bf16(device) else "fp32"
+    if spec == "bf16" and not native_bf16(device) and is_main():
+        print(f"note: dtype=bf16 on a {device.type} without native bf16 is emulated and slower than fp32; "
+              "dtype=auto picks fp32 here", file=sys.stderr)
+    return spec
+
+
 def init(device: str = "cpu") -> None:
     """Initialise the default process group if launched by torchrun with WORLD_SIZE > 1."""
     import torch

@@ -150,3 +150,44 @@ def test_bad_input(corpus, tmp_path):
     assert verify_store(tmp_path / "d") == []
     r = run_lmlab("acts", "harvest", "--layer", "99", "--out", str(tmp_path / "e"), "--tokens", "10")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "0..29" in r.stderr
+
+
+# ---- compute dtype: "auto" picks bf16 only where the hardware runs it (dist.native_bf16) -------------------------
+@pytest.mark.parametrize("avx512_bf16, amx, want", [(False, False, "fp32"), (True, False, "bf16"),
+                                                    (False, True, "bf16")])
+def test_auto_dtype_follows_the_cpu_capability(monkeypatch, avx512_bf16, amx, want):
+    from lmlab import dist
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
+    assert dist.compute_dtype("auto", torch.device("cpu")) == want
+    assert dist.compute_dtype("fp32", torch.device("cpu")) == "fp32"  # an explicit choice is kept
+
+
+def test_explicit_bf16_on_an_emulating_cpu_runs_with_a_note(monkeypatch, capsys):
+    from lmlab import dist
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    assert dist.compute_dtype("bf16", torch.device("cpu")) == "bf16"
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "emulated" in err[0] and "dtype=auto" in err[0]
+
+
+def test_fp32_compute_bf16_store_is_the_rounded_fp32_harvest(corpus, tmp_path, monkeypatch):
+    """dtype=auto on a CPU without native bf16: the model runs in fp32 and the store keeps bf16 rows, which are
+    exactly the fp32 harvest's values rounded to nearest even; the manifest records both dtypes, and a resume
+    that would compute in another dtype is refused in one line."""
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    harvest(_cfg(corpus, tmp_path / "f32", tokens=300), progress=False)
+    m = harvest(_cfg(corpus, tmp_path / "auto", tokens=300, dtype="auto", store_dtype="auto"), progress=False)
+    assert m["meta"]["dtype"] == "bfloat16" and m["meta"]["compute_dtype"] == "fp32"
+    assert m["meta"]["config"]["dtype"] == "fp32" and m["meta"]["config"]["store_dtype"] == "bf16"
+    ref, got = ActivationStore.open(tmp_path / "f32"), ActivationStore.open(tmp_path / "auto")
+    rows = np.arange(len(ref))
+    assert len(got) == len(ref) and got.dtype == "bfloat16"
+    assert torch.equal(got.get(rows), ref.get(rows).to(torch.bfloat16).float())
+    with pytest.raises(DataError, match="compute_dtype='fp32', not 'bf16'") as e:
+        harvest(_cfg(corpus, tmp_path / "auto", tokens=600, dtype="bf16", store_dtype="bf16"), progress=False)
+    assert "--dtype fp32" in str(e.value)

@@ -163,3 +163,13 @@ def test_ddp_two_ranks_match_one(store, tmp_path):
     assert one.keys() == two.keys() and all(two[s] == pytest.approx(one[s], rel=1e-4) for s in one)
     if importlib.util.find_spec("tensorboard"):  # only rank 0 tracks: one events file
         assert len(list((tmp_path / "two" / "tb").glob("events.out.tfevents.*"))) == 1
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_dtype_auto_is_resolved_in_config_json(store, tmp_path, monkeypatch, native):
+    """dtype=auto trains in bf16 only where the CPU computes it natively, and config.json says which ran."""
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    assert T.GLPTrainConfig().dtype == "auto"
+    T.train_glp(_cfg(store, "max_steps=2", "dtype=\"auto\"", "device=\"cpu\""), tmp_path / "r", progress=False)
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["dtype"] == ("bf16" if native else "fp32")

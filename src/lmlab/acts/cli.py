@@ -25,6 +25,7 @@ def harvest_cmd(
     batch: int = option(_H, "batch"),
     batching: str = option(_H, "batching"),
     dtype: str = option(_H, "dtype"),
+    store_dtype: str = option(_H, "store_dtype"),
     shard_size: int = option(_H, "shard_size"),
     device: str = option(_H, "device"),
     set_: list[str] = typer.Option([], "--set", help="Override any HarvestConfig field: --set block_docs=64."),
@@ -43,7 +44,7 @@ def harvest_cmd(
     cfg = HarvestConfig(**given(model=model, layer=layer, tokens=tokens, out=str(out), split=split, seq_len=seq_len,
                                 corpus=None if corpus == "embedded" else corpus,  # None: the default, embedded
                                 domains=parse_list(domains, "--domains"), batch=batch, batching=batching, dtype=dtype,
-                                shard_size=shard_size, device=device))
+                                store_dtype=store_dtype, shard_size=shard_size, device=device))
     cfg = apply_overrides(cfg, list(set_))
     if dry_run:
         print_dry_run(cfg, "lmlab acts harvest")

@@ -36,7 +36,8 @@ from lmlab.io import atomic_path, read_json, save_safetensors, write_json
 FORMAT, VERSION = "lmlab-acts", 1
 PROV_DTYPE = np.dtype([("doc", "<i8"), ("pos", "<i4"), ("token", "<i4"), ("domain", "<i2")])
 DTYPES = {"bfloat16": np.dtype("<u2"), "float32": np.dtype("<f4")}  # on-disk element type per store dtype
-META_KEYS = ("model", "layer", "d_model", "dtype", "domains")  # must match for a resume to append safely
+META_KEYS = ("model", "layer", "d_model", "dtype", "domains", "compute_dtype")  # must match for a resume to append
+# safely (compute_dtype: the model's dtype, absent from stores harvested before it was recorded)
 WRITE_HINT = "free disk space (or choose another --out) and rerun the same command to resume"
 
 Stats = tuple[int, np.ndarray, np.ndarray, float]  # (count, mean, M2, sum of L2 norms), float64
@@ -110,9 +111,10 @@ def _rank_manifests(path: Path) -> dict[int, dict]:
 
 def _check_meta(old: dict, new: dict, path: Path) -> None:
     for key in META_KEYS:
-        if old.get(key) != new.get(key):
-            raise DataError(f"{path} holds a store with {key}={old.get(key)!r}, not {new.get(key)!r}",
-                            "use another --out or the same model/layer")
+        if (key in old or key != "compute_dtype") and old.get(key) != new.get(key):
+            fix = (f"rerun with --dtype {old[key]} to continue it" if key == "compute_dtype"
+                   else "use another --out or the same model/layer")
+            raise DataError(f"{path} holds a store with {key}={old.get(key)!r}, not {new.get(key)!r}", fix)
 
 
 def _merge(path: Path, require_all: bool = False) -> tuple[dict, Stats]:

@@ -71,8 +71,10 @@ class TrainConfig:
     """Decoupled weight decay, applied to 2-D weights only."""
     grad_clip: float = 1.0
     """Clip the global gradient norm to this (0: off)."""
-    dtype: Literal["fp32", "bf16"] = "fp32"
-    """fp32, or bf16 autocast for matmuls (weights and optimizer stay fp32)."""
+    dtype: Literal["auto", "fp32", "bf16"] = "fp32"
+    """fp32, or bf16 autocast for matmuls (weights and optimizer stay fp32); auto: bf16 where the hardware computes
+    it natively (a CUDA GPU with bf16, a CPU with AVX512-BF16 or AMX), else fp32 (dist.native_bf16).
+    config.json records the resolved one."""
     compile: bool = False
     """torch.compile the model (first steps slower; checkpoints hold the un-compiled weights)."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -125,17 +127,17 @@ def tiny() -> TrainConfig:
 
 @preset("lm")
 def demo() -> TrainConfig:
-    """The `lmlab demo` model: 3.3M params at vocab 8192, ~4 minutes on 2 CPU cores (bf16 autocast)."""
+    """The `lmlab demo` model: 3.3M params at vocab 8192, ~4 minutes on 2 CPU cores (bf16 autocast where native)."""
     return TrainConfig(model=ModelConfig(d_model=192, n_layer=4, n_head=6, max_seq_len=128), seq_len=128,
                        batch_size=16, max_steps=900, lr=3e-3, warmup_steps=50, eval_every=100, eval_windows=32,
-                       log_every=10, ckpt_every=100, dtype="bf16")
+                       log_every=10, ckpt_every=100, dtype="auto")
 
 
 @preset("lm")
 def small() -> TrainConfig:
     """~8M params at vocab 8192: a CPU scaling-sweep point."""
     return TrainConfig(model=ModelConfig(d_model=256, n_layer=6, n_head=8, max_seq_len=256), seq_len=256,
-                       batch_size=32, max_steps=2000, lr=2e-3, warmup_steps=100, dtype="bf16")
+                       batch_size=32, max_steps=2000, lr=2e-3, warmup_steps=100, dtype="auto")
 
 
 @preset("lm")
@@ -345,6 +347,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
     out = Path(out)
     owns_group = not dist.is_distributed()
     dist.init(dist.device(cfg.device).type)
+    cfg.dtype = dist.compute_dtype(cfg.dtype, dist.device(cfg.device))  # config.json records what ran
     run = _Run(cfg, out)
     cfg.model.vocab_size = run.tok.vocab_size  # the architecture follows the dataset's tokenizer
     tracking.check(cfg.log)  # a missing tracker package fails before anything is written
