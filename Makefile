@@ -45,6 +45,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/humaneval_exec.py --out bench/results --copies 10
 	$(BIN)/python bench/scaling_fit.py --n-boot 1000
 	$(BIN)/python bench/fewshot_vs_lmeval.py --limit 120
+	$(BIN)/python bench/dtype_speed.py --out bench/results --lm-steps 10
 
 clean-venv:
 	rm -rf $(VENV)
