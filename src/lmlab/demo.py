@@ -65,13 +65,15 @@ def _plan(quick: bool, out: Path = Path("demo-out")) -> Plan:
     else:
         data = DataConfig(vocab_size=8192, tokenizer_train_chars=8_000_000, max_train_tokens=4_000_000,
                           max_val_tokens=100_000)
-        cfg = get_preset("lm", "demo")
+        # 400 of the preset's 900 steps: in fp32 on a 2-core CPU without native bf16 the preset's 900 steps alone
+        # took ~8 minutes of the demo's 20 (docs/benchmarks.md, "Compute dtype")
+        cfg = apply_overrides(get_preset("lm", "demo"), ["max_steps=400"])
     cfg.data = str(out / "data")
     acts = HarvestConfig(model="smollm2", layer=15, tokens=5_000 if quick else 100_000, out=str(out / "acts"),
                          seq_len=256, batch=16)  # dtype auto: bf16 only where native
     glp = apply_overrides(get_preset("glp", "tiny" if quick else "smollm2-d3"),
                           [f"store={json.dumps(acts.out)}"] + (["max_steps=30", "batch_size=128", "eval_rows=64"]
-                                                              if quick else ["max_steps=300", "ckpt_every=100"]))
+                                                              if quick else ["max_steps=300", "ckpt_every=100", "batch_size=512"]))
     return Plan(quick, data, cfg, acts, glp)
 
 
