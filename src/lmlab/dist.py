@@ -63,7 +63,7 @@ def device(spec: str = "auto"):
 def native_bf16(device) -> bool:
     """Whether `device` runs bf16 matmuls in hardware: a CUDA GPU that supports bf16 (Ampere and later), or a
     CPU with AVX512-BF16 or AMX tiles. Elsewhere torch emulates bf16 through fp32, and it is slower than fp32
-    itself: on a 2-core AVX2 EPYC, GLP training ran 36x and the harvest 4.6x slower in bf16 than in fp32
+    itself: on a 2-core AVX2 EPYC, GLP training ran 34x and the harvest 4.95x slower in bf16 than in fp32
     (bench/dtype_speed.py, docs/benchmarks.md)."""
     import torch
 

@@ -62,7 +62,7 @@ class HarvestConfig:
     is excluded instead."""
     dtype: Literal["auto", "bf16", "fp32"] = "auto"
     """Model compute dtype. auto: bf16 where the hardware computes it natively (a CUDA GPU with bf16, a CPU with
-    AVX512-BF16 or AMX), else fp32 (emulated bf16 harvested 4.6x slower than fp32 on an AVX2 CPU; dist.native_bf16).
+    AVX512-BF16 or AMX), else fp32 (emulated bf16 harvested 4.95x slower than fp32 on an AVX2 CPU; dist.native_bf16).
     The store's manifest records the resolved one."""
     store_dtype: Literal["auto", "bf16", "fp32"] = "auto"
     """Dtype of the stored rows. auto: fp32 when dtype is fp32, else bf16 (half the disk; fp32 activations are

@@ -68,7 +68,7 @@ class GLPTrainConfig:
     deduplicated time path is ~strata times cheaper. 1 = iid levels, exactly as the paper."""
     dtype: Literal["auto", "fp32", "bf16"] = "auto"
     """bf16 autocast with fp32 master weights (paper), or fp32. auto: bf16 where the hardware computes it natively
-    (a CUDA GPU with bf16, a CPU with AVX512-BF16 or AMX), else fp32 (emulated bf16 trained 36x slower than fp32
+    (a CUDA GPU with bf16, a CPU with AVX512-BF16 or AMX), else fp32 (emulated bf16 trained 34x slower than fp32
     on an AVX2 CPU; dist.native_bf16). config.json records the resolved one."""
     ema: float | None = None
     """EMA decay of the weights (None: off, as in the paper). With warm-up: the decay at step t is

@@ -346,8 +346,9 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
 
     out = Path(out)
     owns_group = not dist.is_distributed()
-    dist.init(dist.device(cfg.device).type)
-    cfg.dtype = dist.compute_dtype(cfg.dtype, dist.device(cfg.device))  # config.json records what ran
+    device = dist.device(cfg.device)
+    dist.init(device.type)
+    cfg.dtype = dist.compute_dtype(cfg.dtype, device)  # config.json records what ran
     run = _Run(cfg, out)
     cfg.model.vocab_size = run.tok.vocab_size  # the architecture follows the dataset's tokenizer
     tracking.check(cfg.log)  # a missing tracker package fails before anything is written
