@@ -57,6 +57,23 @@ def test_stage_subapps_listed():
             assert r.exit_code == 0 and f"{stage} {cmd} [OPTIONS]" in r.output, (stage, cmd, r.output)
 
 
+def test_one_stage_mounted_per_command():
+    """A stage's command mounts only that stage (the others' CLI modules are not imported); a command line that
+    names no stage (--help, a typo) mounts them all, so the typo's error still lists every command."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from lmlab.cli import main\n"
+            "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m.startswith('lmlab.') and m.endswith('.cli')))")
+    out = subprocess.run([sys.executable, "-c", code, "eval", "humaneval", "--help"], capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == str(sorted(["lmlab.cli", "lmlab.evals.cli", "lmlab.evals.fewshot.cli",
+                                                       "lmlab.evals.humaneval.cli"])), out
+    r = run_lmlab("evall", "humaneval")
+    assert r.returncode == 2 and "No such command 'evall'" in r.stderr, r.stderr
+
+
 def test_presets_listed():
     r = run_lmlab("lm", "presets", check=True)
     assert {"tiny", "demo", "small", "gpt100m"} <= set(r.stdout.split())

@@ -13,8 +13,8 @@ import typer
 import lmlab
 from lmlab.errors import UserError
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-                  help="lmlab: train, harvest, meta-model, scale and evaluate language models.")
+_root = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                    help="lmlab: train, harvest, meta-model, scale and evaluate language models.")
 
 
 def _version(value: bool) -> None:
@@ -23,42 +23,67 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
-def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                       help="Print the version and exit.")) -> None:
+@_root.callback()
+def _root_options(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                               help="Print the version and exit.")) -> None:
     pass
 
 
-def _mount() -> None:
-    from lmlab.acts.cli import app as acts_app
-    from lmlab.data.cli import app as data_app
-    from lmlab.demo import demo_command
-    from lmlab.evals.cli import app as eval_app
-    from lmlab.filtering.cli import app as filter_app
-    from lmlab.glp.cli import app as glp_app
-    from lmlab.lm.cli import app as lm_app
-    from lmlab.sae.cli import app as sae_app
-    from lmlab.scaling.cli import app as scaling_app
-
-    app.add_typer(data_app, name="data", help="Corpus, tokenizer and token shards.")
-    app.add_typer(lm_app, name="lm", help="Train Llama-architecture LMs from scratch; export to HF; sample.")
-    app.add_typer(acts_app, name="acts", help="Harvest residual-stream activations into a sharded store.")
-    app.add_typer(glp_app, name="glp", help="Generative meta-models of activations (GLP).")
-    app.add_typer(sae_app, name="sae", help="Sparse autoencoders (TopK / BatchTopK + AuxK) on activation stores.")
-    app.add_typer(filter_app, name="filter",
-                  help="Token-level data filtering: distilled classifier (biLM + probe) from SAE token labels.")
-    app.add_typer(scaling_app, name="scaling",
-                  help="Scaling laws: sweeps, fit, predict, allocate, critical batch, compute slowdown.")
-    app.add_typer(eval_app, name="eval", help="Evaluations: HumanEval (sandboxed pass@k), few-shot (GPT-3 protocol).")
-    app.command("demo")(demo_command)
+# stage name -> (module, attribute, help), in `lmlab --help` order. "demo" is a command, not a sub-app.
+STAGES = {
+    "data": ("lmlab.data.cli", "app", "Corpus, tokenizer and token shards."),
+    "lm": ("lmlab.lm.cli", "app", "Train Llama-architecture LMs from scratch; export to HF; sample."),
+    "acts": ("lmlab.acts.cli", "app", "Harvest residual-stream activations into a sharded store."),
+    "glp": ("lmlab.glp.cli", "app", "Generative meta-models of activations (GLP)."),
+    "sae": ("lmlab.sae.cli", "app", "Sparse autoencoders (TopK / BatchTopK + AuxK) on activation stores."),
+    "filter": ("lmlab.filtering.cli", "app",
+               "Token-level data filtering: distilled classifier (biLM + probe) from SAE token labels."),
+    "scaling": ("lmlab.scaling.cli", "app",
+                "Scaling laws: sweeps, fit, predict, allocate, critical batch, compute slowdown."),
+    "eval": ("lmlab.evals.cli", "app", "Evaluations: HumanEval (sandboxed pass@k), few-shot (GPT-3 protocol)."),
+    "demo": ("lmlab.demo", "demo_command", ""),
+}
+_mounted: list[str] = []
 
 
-_mount()
+def _mount(names=None) -> typer.Typer:
+    """Add the named stages (default: all) to the root app, once each. Each stage's CLI module builds its
+    options when imported (~10 ms apiece, and typer turns every command into a click command on each run), so
+    `lmlab eval humaneval ...` mounts only `eval`; `lmlab --help`, an unknown command or `lmlab.cli.app`
+    mount everything."""
+    import importlib
+
+    for name in STAGES if names is None else names:
+        if name in _mounted:
+            continue
+        module, attr, help_text = STAGES[name]
+        obj = getattr(importlib.import_module(module), attr)
+        if name == "demo":
+            _root.command("demo")(obj)
+        else:
+            _root.add_typer(obj, name=name, help=help_text)
+        _mounted.append(name)
+    return _root
+
+
+def __getattr__(name: str):
+    # `from lmlab.cli import app` (tests, embedding): the root with every stage mounted (PEP 562)
+    if name == "app":
+        return _mount()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _stage_of(argv: list[str]) -> str | None:
+    """The stage a command line names (its first word that is not an option), if it is one of STAGES."""
+    word = next((a for a in argv if not a.startswith("-")), None)
+    return word if word in STAGES else None
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI. Bad input (a UserError, a usage error, a missing or unreadable file, a full disk) is one line
     `error: <message> — <hint>` on stderr and exit code 2; a bug (any other exception) keeps its traceback."""
+    stage = _stage_of(sys.argv[1:] if argv is None else list(argv))
+    app = _mount(None if stage is None else [stage])
     try:
         rc = app(args=argv, standalone_mode=False)  # click returns (not raises) Exit codes in this mode
         if isinstance(rc, int) and rc:

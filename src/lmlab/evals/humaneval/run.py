@@ -127,6 +127,8 @@ def completion_status(problem: dict, sample: dict) -> str:
         return how
     if not sample["completion"].strip():
         return "empty"
+    if sample.get("passed"):
+        return "code"  # it compiled and ran: parsing it again would only repeat the judge's work
     try:
         ast.parse(data.program(problem, sample["completion"]))
     except (SyntaxError, ValueError, RecursionError, MemoryError):
