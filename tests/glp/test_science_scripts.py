@@ -51,3 +51,33 @@ def test_ablation_context_and_utility_scripts(tmp_path):
          "--n-boot", "200")
     util = json.loads((tmp_path / "util" / "utility_vs_loss.json").read_text())
     assert len(util["rows"]) == 4 and {"delta_glp_1step", "meta_auc"} <= set(util["trends"])
+
+
+@pytest.mark.slow
+def test_confirm_script_trains_scores_and_resumes(tmp_path):
+    """experiments/glp_confirm.py: train + eval + delta-lm in one command; run.json records the cost and the
+    load with machine paths replaced; a rerun after everything is there trains and scores nothing."""
+    from lmlab.acts.harvester import HarvestConfig, harvest
+
+    store = tmp_path / "store"
+    harvest(HarvestConfig(model="smollm2", layer=15, tokens=12000, out=str(store), seq_len=64, batch=16),
+            progress=False)
+    out, run = tmp_path / "out", tmp_path / "run"
+    args = [str(ROOT / "experiments" / "glp_confirm.py"), "--store", str(store), "--run", str(run), "--out",
+            str(out), "--n", "200", "--steps", "2,4", "--n-docs", "4",
+            *SMALL]
+    assert "lmlab glp train --store" in _run(*args, "--dry-run").stdout and not out.exists()
+    bad = subprocess.run([sys.executable, *args[:2], str(tmp_path), *args[3:]], capture_output=True, text=True)
+    assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "not an activation store" in bad.stderr
+    assert not out.exists()
+    _run(*args)
+    rec = json.loads((out / "run.json").read_text())
+    assert rec["training"]["train_wall_s"] > 0 and len(rec["training"]["loadavg_start"]) == 3
+    assert rec["summary"]["steps"] == 3 and rec["commands"][0].startswith("lmlab glp train --store STORE --out RUN")
+    for name in ("run.json", "eval.json", "delta_lm.json", "config.json"):
+        assert str(tmp_path) not in (out / name).read_text(), name
+    assert (out / "metrics.jsonl").is_file() and {"glp_2step", "glp_4step"} <= set(json.loads((out / "eval.json").read_text()))
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name in ("eval.json", "delta_lm.json")}
+    again = _run(*args)
+    assert "GLP denoiser" not in again.stdout and json.loads(again.stdout.splitlines()[-1])["training"] == rec["training"]
+    assert before == {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name in ("eval.json", "delta_lm.json")}
