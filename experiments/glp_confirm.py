@@ -59,7 +59,7 @@ def commands(args) -> dict[str, list[str]]:
 
 
 def shown(cmd: list[str]) -> str:
-    return "lmlab " + " ".join(shlex.quote(c) for c in cmd)
+    return "lmlab " + shlex.join(cmd)
 
 
 def lmlab(cmd: list[str], capture: bool = False) -> str:
@@ -112,14 +112,12 @@ def score(cmd: list[str], out: Path, paths: dict) -> None:
 
 
 def copy_run_files(run: Path, out: Path, paths: dict) -> None:
-    from lmlab.io import atomic_path
+    """RUN's resolved config.json and its metrics.jsonl (the loss curve) to OUT, machine paths as placeholders."""
+    from lmlab.io import read_json, read_jsonl, with_placeholders, write_json, write_text
 
-    for name in ("config.json", "metrics.jsonl"):
-        text = (run / name).read_text()
-        for path, ph in sorted(paths.items(), key=lambda kv: -len(kv[0])):
-            text = text.replace(json.dumps(path)[1:-1], ph)
-        with atomic_path(out / name) as tmp:
-            tmp.write_text(text)
+    write_json(out / "config.json", with_placeholders(read_json(run / "config.json"), paths))
+    rows = with_placeholders(list(read_jsonl(run / "metrics.jsonl")), paths)
+    write_text(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
 
 
 def main(argv=None) -> int:
